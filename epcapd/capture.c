@@ -1,0 +1,169 @@
+/* capture.c: open the capture (file or live), set the filter, read packets. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "epcapd.h"
+
+void capture_warn(epcapd_t *st, const char *fmt, ...)
+{
+    char buf[PCAP_ERRBUF_SIZE + 128];
+    va_list ap;
+
+    if (st->nwarnings >= EPCAPD_MAX_WARNINGS)
+        return;
+    va_start(ap, fmt);
+    (void)vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    st->warnings[st->nwarnings] = strdup(buf);
+    if (st->warnings[st->nwarnings] == NULL)
+        die("strdup", errno, 0, "out of memory");
+    st->nwarnings++;
+}
+
+static void open_file(epcapd_t *st)
+{
+    char errbuf[PCAP_ERRBUF_SIZE] = "";
+    FILE *fp;
+    int fd = privdrop_open_as_invoker(st->file);
+
+    if (fd < 0)
+        die("open", errno, 0, "%s: %s", st->file, strerror(errno));
+    fp = fdopen(fd, "rb");
+    if (fp == NULL)
+        die("fdopen", errno, 0, "%s: %s", st->file, strerror(errno));
+    st->pcap = pcap_fopen_offline_with_tstamp_precision(fp, (u_int)st->precision,
+                                                        errbuf);
+    if (st->pcap == NULL)
+        die("pcap_fopen_offline", 0, PCAP_ERROR, "%s: %s", st->file, errbuf);
+}
+
+/* libpcap's default device: the first one pcap_findalldevs() lists. */
+static void default_interface(epcapd_t *st)
+{
+    char errbuf[PCAP_ERRBUF_SIZE] = "";
+    pcap_if_t *devs = NULL;
+
+    if (pcap_findalldevs(&devs, errbuf) != 0)
+        die("pcap_findalldevs", 0, PCAP_ERROR, "%s", errbuf);
+    if (devs == NULL)
+        die("pcap_findalldevs", 0, PCAP_ERROR_NO_SUCH_DEVICE,
+            "no capture device found");
+    (void)snprintf(st->ifname, sizeof(st->ifname), "%s", devs->name);
+    pcap_freealldevs(devs);
+}
+
+/* Fail with libpcap's status name and its message (or its status text). */
+static void die_pcap(epcapd_t *st, const char *op, int rc)
+{
+    const char *msg = pcap_geterr(st->pcap);
+
+    if (msg == NULL || *msg == '\0')
+        msg = pcap_statustostr(rc);
+    die(op, 0, rc, "%s: %s", st->ifname, msg);
+}
+
+static void check(epcapd_t *st, const char *op, int rc)
+{
+    if (rc != 0)
+        die_pcap(st, op, rc);
+}
+
+static void open_live(epcapd_t *st)
+{
+    char errbuf[PCAP_ERRBUF_SIZE] = "";
+    int rc;
+
+    if (st->interface != NULL)
+        (void)snprintf(st->ifname, sizeof(st->ifname), "%s", st->interface);
+    else
+        default_interface(st);
+
+    st->pcap = pcap_create(st->ifname, errbuf);
+    if (st->pcap == NULL)
+        die("pcap_create", 0, PCAP_ERROR, "%s: %s", st->ifname, errbuf);
+
+    check(st, "pcap_set_snaplen", pcap_set_snaplen(st->pcap, st->snaplen));
+    check(st, "pcap_set_promisc", pcap_set_promisc(st->pcap, st->promisc));
+    if (st->monitor)
+        check(st, "pcap_set_rfmon", pcap_set_rfmon(st->pcap, 1));
+    if (st->timeout == TIMEOUT_IMMEDIATE)
+        check(st, "pcap_set_immediate_mode", pcap_set_immediate_mode(st->pcap, 1));
+    else
+        check(st, "pcap_set_timeout", pcap_set_timeout(st->pcap, st->timeout));
+    check(st, "pcap_set_buffer_size",
+          pcap_set_buffer_size(st->pcap, st->buffer > 0 ? st->buffer : EPCAPD_DEFAULT_BUFFER));
+    rc = pcap_set_tstamp_precision(st->pcap, st->precision);
+    if (rc != 0)
+        die_pcap(st, "pcap_set_tstamp_precision", rc);
+
+    rc = pcap_activate(st->pcap);
+    if (rc < 0)
+        die_pcap(st, "pcap_activate", rc);
+    if (rc > 0)
+        capture_warn(st, "%s: %s", pcap_statustostr(rc), pcap_geterr(st->pcap));
+
+    if (st->direction_set)
+        check(st, "pcap_setdirection", pcap_setdirection(st->pcap, st->direction));
+    if (pcap_setnonblock(st->pcap, 1, errbuf) != 0)
+        die("pcap_setnonblock", 0, PCAP_ERROR, "%s: %s", st->ifname, errbuf);
+}
+
+void capture_open(epcapd_t *st)
+{
+    if (st->file != NULL)
+        open_file(st);
+    else
+        open_live(st);
+    st->datalink = pcap_datalink(st->pcap);
+    st->precision = pcap_get_tstamp_precision(st->pcap);
+}
+
+/* Compile while names still resolve (before the chroot), then set. */
+void capture_filter(epcapd_t *st)
+{
+    struct bpf_program prog;
+    bpf_u_int32 net = 0;
+    bpf_u_int32 mask = PCAP_NETMASK_UNKNOWN;
+    char errbuf[PCAP_ERRBUF_SIZE];
+
+    if (st->filter == NULL)
+        return;
+    if (st->file == NULL && pcap_lookupnet(st->ifname, &net, &mask, errbuf) != 0)
+        mask = PCAP_NETMASK_UNKNOWN;
+    if (pcap_compile(st->pcap, &prog, st->filter, 1, mask) != 0)
+        die("pcap_compile", 0, PCAP_ERROR, "%s", pcap_geterr(st->pcap));
+    if (pcap_setfilter(st->pcap, &prog) != 0) {
+        pcap_freecode(&prog);
+        die("pcap_setfilter", 0, PCAP_ERROR, "%s", pcap_geterr(st->pcap));
+    }
+    pcap_freecode(&prog);
+}
+
+static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *data)
+{
+    frame_packet((epcapd_t *)user, h, data);
+}
+
+/*
+ * Hand everything libpcap holds to the batch, for at most max_rounds calls
+ * of pcap_dispatch(), so that a flood cannot starve stdin. Returns the
+ * number of packets read; 0 at the end of a file or of what is ready.
+ */
+int capture_drain(epcapd_t *st, int max_rounds)
+{
+    int count = st->file != NULL ? 4096 : -1; /* -1 reads a file to its end */
+    int total = 0;
+    int n;
+
+    do {
+        n = pcap_dispatch(st->pcap, count, on_packet, (u_char *)st);
+        if (n < 0)
+            die("pcap_dispatch", 0, n, "%s", pcap_geterr(st->pcap));
+        total += n;
+    } while (n > 0 && --max_rounds > 0);
+    frame_flush(st);
+    return total;
+}

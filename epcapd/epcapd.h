@@ -1,0 +1,98 @@
+/*
+ * epcapd: a privileged packet capture helper speaking length-prefixed msgpack.
+ *
+ * Order of operations (main, epcapd.c):
+ *   options_parse -> privdrop_prepare -> capture_open -> capture_filter
+ *   -> privdrop -> sandbox_enter -> frame_ready -> loop_run
+ *
+ * One file per concern: options.c, capture.c, privdrop.c, frame.c, loop.c,
+ * sandbox_<backend>.c. The wire format is in PROTOCOL.md.
+ */
+#ifndef EPCAPD_H
+#define EPCAPD_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <msgpack.h>
+#include <pcap/pcap.h>
+
+#define EPCAPD_PROTOCOL_VERSION 1
+#define EPCAPD_MAX_FRAME (1024 * 1024)  /* both directions, PROTOCOL.md */
+#define EPCAPD_BATCH_BYTES (256 * 1024) /* flush a batch at this size */
+#define EPCAPD_MAX_SNAPLEN 262144
+#define EPCAPD_DEFAULT_BUFFER (16 * 1024 * 1024) /* live ring, bytes */
+#define EPCAPD_MAX_WARNINGS 8
+
+enum { TIMEOUT_IMMEDIATE = -1, TIMEOUT_NEVER = 0 };
+
+typedef struct {
+    /* options, as given (options.c) */
+    const char *interface;      /* -i: live interface, or NULL */
+    const char *file;           /* -r: capture file, or NULL */
+    const char *filter;         /* trailing argument, or NULL */
+    int snaplen;                /* -s */
+    int promisc;                /* -p */
+    int timeout;                /* -t: ms, TIMEOUT_IMMEDIATE, TIMEOUT_NEVER */
+    int buffer;                 /* -B: bytes, 0 = EPCAPD_DEFAULT_BUFFER */
+    int direction_set;          /* -Q given */
+    pcap_direction_t direction; /* -Q */
+    int monitor;                /* -I */
+    int precision;              /* -P: PCAP_TSTAMP_PRECISION_{MICRO,NANO} */
+    const char *chroot;         /* -d, or NULL for the default */
+    const char *user;           /* -u, or NULL for "nobody" */
+    const char *group;          /* -g, or NULL for the user's group */
+
+    /* privilege drop, resolved before the capture opens (privdrop.c) */
+    int privileged;             /* euid 0 at start: drop is mandatory */
+    uid_t uid;                  /* target uid */
+    gid_t gid;                  /* target gid */
+    char root[4096];            /* chroot directory, "" when not chrooting */
+
+    /* capture (capture.c) */
+    pcap_t *pcap;
+    int datalink;
+    char ifname[256];           /* interface in effect, live mode */
+    const char *warnings[EPCAPD_MAX_WARNINGS]; /* static or strdup'd */
+    int nwarnings;
+
+    /* output batch (frame.c) */
+    msgpack_sbuffer batch;      /* packed packets, without the header */
+    msgpack_packer batch_pk;    /* packs into batch */
+    uint32_t batch_count;       /* packets in batch */
+    uint64_t delivered;         /* packets written to stdout so far */
+} epcapd_t;
+
+/* options.c */
+void options_parse(epcapd_t *st, int argc, char *argv[]);
+
+/* privdrop.c */
+void privdrop_prepare(epcapd_t *st);
+int privdrop_open_as_invoker(const char *path);
+void privdrop(epcapd_t *st);
+
+/* capture.c */
+void capture_open(epcapd_t *st);
+void capture_filter(epcapd_t *st);
+void capture_warn(epcapd_t *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int capture_drain(epcapd_t *st, int max_rounds);
+
+/* sandbox_<backend>.c: one backend linked in, chosen by the Makefile */
+extern const char *const sandbox_name;
+void sandbox_enter(epcapd_t *st);
+
+/* frame.c: helper -> client */
+void frame_init(epcapd_t *st);
+void frame_ready(epcapd_t *st);
+void frame_packet(epcapd_t *st, const struct pcap_pkthdr *h,
+                  const u_char *data);
+void frame_flush(epcapd_t *st);
+void frame_stats(epcapd_t *st, const char *tag);
+void die(const char *op, int errnum, int pcap_code, const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 4, 5)));
+
+/* loop.c */
+void loop_run(epcapd_t *st);
+
+#endif

@@ -1,0 +1,263 @@
+/*
+ * frame.c: everything the helper writes on stdout (PROTOCOL.md).
+ *
+ *   +---------------+----------------------------------------+
+ *   | N (uint32 BE) | msgpack ["tag", ...], exactly N bytes  |
+ *   +---------------+----------------------------------------+
+ *
+ * Packets are packed as they arrive into one growing buffer (the batch
+ * body); frame_flush() prefixes it with the frame length and the
+ * ["packets", dlt, array(n)] header and writes all three with one writev().
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "epcapd.h"
+
+static epcapd_t *state; /* for die(): flush what was captured first */
+
+static void write_all(struct iovec *iov, int iovcnt)
+{
+    while (iovcnt > 0) {
+        ssize_t n = writev(STDOUT_FILENO, iov, iovcnt);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            /* EPIPE: the reader is gone, nobody is left to tell. */
+            _exit(errno == EPIPE ? 0 : 1);
+        }
+        while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
+            n -= (ssize_t)iov->iov_len;
+            iov++;
+            iovcnt--;
+        }
+        if (iovcnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + n;
+            iov->iov_len -= (size_t)n;
+        }
+    }
+}
+
+/* Write head (and body, if any) as one frame. */
+static void write_frame(const msgpack_sbuffer *head, const msgpack_sbuffer *body)
+{
+    size_t len = head->size + (body != NULL ? body->size : 0);
+    uint32_t prefix = htonl((uint32_t)len);
+    struct iovec iov[3] = {
+        {&prefix, sizeof(prefix)},
+        {head->data, head->size},
+        {body != NULL ? body->data : NULL, body != NULL ? body->size : 0},
+    };
+
+    if (len == 0 || len > EPCAPD_MAX_FRAME)
+        _exit(1); /* cannot happen: batches flush at EPCAPD_BATCH_BYTES */
+    write_all(iov, body != NULL ? 3 : 2);
+}
+
+static void pack_str(msgpack_packer *pk, const char *s)
+{
+    size_t n;
+
+    if (s == NULL) {
+        msgpack_pack_nil(pk);
+        return;
+    }
+    n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+static void pack_key(msgpack_packer *pk, const char *key)
+{
+    pack_str(pk, key);
+}
+
+void frame_init(epcapd_t *st)
+{
+    state = st;
+    msgpack_sbuffer_init(&st->batch);
+    msgpack_packer_init(&st->batch_pk, &st->batch, msgpack_sbuffer_write);
+}
+
+void frame_packet(epcapd_t *st, const struct pcap_pkthdr *h, const u_char *data)
+{
+    msgpack_packer *pk = &st->batch_pk;
+    uint32_t nsec = (uint32_t)h->ts.tv_usec;
+
+    if (st->precision == PCAP_TSTAMP_PRECISION_MICRO)
+        nsec *= 1000;
+    msgpack_pack_array(pk, 4);
+    msgpack_pack_int64(pk, (int64_t)h->ts.tv_sec);
+    msgpack_pack_uint32(pk, nsec);
+    msgpack_pack_uint32(pk, h->len);
+    msgpack_pack_bin(pk, h->caplen);
+    msgpack_pack_bin_body(pk, data, h->caplen);
+    st->batch_count++;
+
+    if (st->batch.size >= EPCAPD_BATCH_BYTES)
+        frame_flush(st);
+}
+
+void frame_flush(epcapd_t *st)
+{
+    msgpack_sbuffer head;
+    msgpack_packer pk;
+
+    if (st->batch_count == 0)
+        return;
+    msgpack_sbuffer_init(&head);
+    msgpack_packer_init(&pk, &head, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    pack_str(&pk, "packets");
+    msgpack_pack_int(&pk, st->datalink);
+    msgpack_pack_array(&pk, st->batch_count);
+    write_frame(&head, &st->batch);
+    msgpack_sbuffer_destroy(&head);
+
+    st->delivered += st->batch_count;
+    st->batch_count = 0;
+    msgpack_sbuffer_clear(&st->batch);
+}
+
+void frame_ready(epcapd_t *st)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    gid_t groups[64];
+    int ngroups = getgroups(64, groups);
+    int i;
+
+    if (ngroups < 0)
+        die("getgroups", errno, 0, "getgroups: %s", strerror(errno));
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2);
+    pack_str(&pk, "ready");
+    msgpack_pack_map(&pk, 16);
+    pack_key(&pk, "version");
+    msgpack_pack_int(&pk, EPCAPD_PROTOCOL_VERSION);
+    pack_key(&pk, "pid");
+    msgpack_pack_int(&pk, (int)getpid());
+    pack_key(&pk, "datalink");
+    msgpack_pack_int(&pk, st->datalink);
+    pack_key(&pk, "datalink_name");
+    pack_str(&pk, pcap_datalink_val_to_name(st->datalink));
+    pack_key(&pk, "snaplen");
+    msgpack_pack_int(&pk, pcap_snapshot(st->pcap));
+    pack_key(&pk, "precision");
+    pack_str(&pk, st->precision == PCAP_TSTAMP_PRECISION_NANO ? "nano" : "micro");
+    pack_key(&pk, "interface");
+    pack_str(&pk, st->file == NULL ? st->ifname : NULL);
+    pack_key(&pk, "file");
+    pack_str(&pk, st->file);
+    pack_key(&pk, "filter");
+    pack_str(&pk, st->filter);
+    pack_key(&pk, "uid");
+    msgpack_pack_uint32(&pk, getuid());
+    pack_key(&pk, "gid");
+    msgpack_pack_uint32(&pk, getgid());
+    pack_key(&pk, "groups");
+    msgpack_pack_array(&pk, (size_t)ngroups);
+    for (i = 0; i < ngroups; i++)
+        msgpack_pack_uint32(&pk, groups[i]);
+    pack_key(&pk, "chroot");
+    pack_str(&pk, st->root[0] != '\0' ? st->root : NULL);
+    pack_key(&pk, "sandbox");
+    pack_str(&pk, sandbox_name);
+    pack_key(&pk, "max_frame");
+    msgpack_pack_int(&pk, EPCAPD_MAX_FRAME);
+    pack_key(&pk, "warnings");
+    msgpack_pack_array(&pk, (size_t)st->nwarnings);
+    for (i = 0; i < st->nwarnings; i++)
+        pack_str(&pk, st->warnings[i]);
+    write_frame(&sb, NULL);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* ["eof" | "stats", {packets, received, dropped, if_dropped}] */
+void frame_stats(epcapd_t *st, const char *tag)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    struct pcap_stat ps;
+    int live = st->file == NULL && pcap_stats(st->pcap, &ps) == 0;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2);
+    pack_str(&pk, tag);
+    msgpack_pack_map(&pk, live ? 4 : 1);
+    pack_key(&pk, "packets");
+    msgpack_pack_uint64(&pk, st->delivered);
+    if (live) {
+        pack_key(&pk, "received");
+        msgpack_pack_uint32(&pk, ps.ps_recv);
+        pack_key(&pk, "dropped");
+        msgpack_pack_uint32(&pk, ps.ps_drop);
+        pack_key(&pk, "if_dropped");
+        msgpack_pack_uint32(&pk, ps.ps_ifdrop);
+    }
+    write_frame(&sb, NULL);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static const char *pcap_code_name(int code)
+{
+    switch (code) {
+    case PCAP_ERROR: return "PCAP_ERROR";
+    case PCAP_ERROR_BREAK: return "PCAP_ERROR_BREAK";
+    case PCAP_ERROR_NOT_ACTIVATED: return "PCAP_ERROR_NOT_ACTIVATED";
+    case PCAP_ERROR_ACTIVATED: return "PCAP_ERROR_ACTIVATED";
+    case PCAP_ERROR_NO_SUCH_DEVICE: return "PCAP_ERROR_NO_SUCH_DEVICE";
+    case PCAP_ERROR_RFMON_NOTSUP: return "PCAP_ERROR_RFMON_NOTSUP";
+    case PCAP_ERROR_NOT_RFMON: return "PCAP_ERROR_NOT_RFMON";
+    case PCAP_ERROR_PERM_DENIED: return "PCAP_ERROR_PERM_DENIED";
+    case PCAP_ERROR_IFACE_NOT_UP: return "PCAP_ERROR_IFACE_NOT_UP";
+    case PCAP_ERROR_CANTSET_TSTAMP_TYPE: return "PCAP_ERROR_CANTSET_TSTAMP_TYPE";
+    case PCAP_ERROR_PROMISC_PERM_DENIED: return "PCAP_ERROR_PROMISC_PERM_DENIED";
+    case PCAP_ERROR_TSTAMP_PRECISION_NOTSUP: return "PCAP_ERROR_TSTAMP_PRECISION_NOTSUP";
+    default: return NULL;
+    }
+}
+
+/*
+ * ["error", {op, code, errno, message}], then exit 1. Packets already
+ * captured are written first: an error never loses them.
+ */
+void die(const char *op, int errnum, int pcap_code, const char *fmt, ...)
+{
+    char message[1024];
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    va_list ap;
+
+    va_start(ap, fmt);
+    (void)vsnprintf(message, sizeof(message), fmt, ap);
+    va_end(ap);
+
+    if (state != NULL)
+        frame_flush(state);
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2);
+    pack_str(&pk, "error");
+    msgpack_pack_map(&pk, 4);
+    pack_key(&pk, "op");
+    pack_str(&pk, op);
+    pack_key(&pk, "code");
+    pack_str(&pk, pcap_code_name(pcap_code));
+    pack_key(&pk, "errno");
+    pack_str(&pk, errnum != 0 ? strerrorname_np(errnum) : NULL);
+    pack_key(&pk, "message");
+    pack_str(&pk, message);
+    write_frame(&sb, NULL);
+    exit(1);
+}

@@ -1,0 +1,165 @@
+/*
+ * loop.c: the RUNNING state. One poll() over stdin (commands, EOF = stop)
+ * and the pcap fd; file captures read in bounded rounds between polls.
+ *
+ * Commands are frames on stdin (PROTOCOL.md):
+ *
+ *   +---------------+---------------------------------------------+
+ *   | N (uint32 BE) | msgpack ["command", args...], exactly N bytes |
+ *   +---------------+---------------------------------------------+
+ *
+ * N is checked against EPCAPD_MAX_FRAME before any byte of the body is
+ * awaited; the body must be exactly one msgpack array led by a known tag
+ * with the right number of arguments. Anything else is fatal.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "epcapd.h"
+
+typedef struct {
+    const char *name;
+    uint32_t nargs;
+    void (*handler)(epcapd_t *st, const msgpack_object *args);
+} command_t;
+
+static void cmd_stats(epcapd_t *st, const msgpack_object *args)
+{
+    (void)args;
+    frame_flush(st);
+    frame_stats(st, "stats");
+}
+
+static const command_t commands[] = {
+    {"stats", 0, cmd_stats},
+};
+
+static void dispatch(epcapd_t *st, const char *body, size_t len)
+{
+    msgpack_unpacked msg;
+    const msgpack_object *tag;
+    size_t off = 0;
+    size_t i;
+
+    msgpack_unpacked_init(&msg);
+    if (msgpack_unpack_next(&msg, body, len, &off) != MSGPACK_UNPACK_SUCCESS ||
+        off != len)
+        die("protocol", 0, 0, "command frame is not exactly one msgpack value");
+    if (msg.data.type != MSGPACK_OBJECT_ARRAY || msg.data.via.array.size == 0 ||
+        msg.data.via.array.ptr[0].type != MSGPACK_OBJECT_STR)
+        die("protocol", 0, 0, "command is not an array led by a string tag");
+    tag = &msg.data.via.array.ptr[0];
+
+    for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        const command_t *c = &commands[i];
+        if (strlen(c->name) != tag->via.str.size ||
+            memcmp(c->name, tag->via.str.ptr, tag->via.str.size) != 0)
+            continue;
+        if (msg.data.via.array.size != c->nargs + 1)
+            die("protocol", 0, 0, "%s: expected %u arguments, got %u", c->name,
+                c->nargs, msg.data.via.array.size - 1);
+        c->handler(st, msg.data.via.array.ptr + 1);
+        msgpack_unpacked_destroy(&msg);
+        return;
+    }
+    die("protocol", 0, 0, "unknown command '%.*s'", (int)tag->via.str.size,
+        tag->via.str.ptr);
+}
+
+/* Read what stdin has, run every complete command. 0 at end of file. */
+static int read_commands(epcapd_t *st)
+{
+    static char buf[4 + EPCAPD_MAX_FRAME];
+    static size_t have;
+    ssize_t n = read(STDIN_FILENO, buf + have, sizeof(buf) - have);
+    uint32_t len;
+
+    if (n < 0) {
+        if (errno == EINTR || errno == EAGAIN)
+            return 1;
+        die("read", errno, 0, "stdin: %s", strerror(errno));
+    }
+    if (n == 0) {
+        if (have != 0)
+            die("protocol", 0, 0, "stdin closed inside a frame");
+        return 0;
+    }
+    have += (size_t)n;
+    while (have >= 4) {
+        memcpy(&len, buf, 4);
+        len = ntohl(len);
+        if (len == 0 || len > EPCAPD_MAX_FRAME)
+            die("protocol", 0, 0, "command frame length %u out of range 1..%d",
+                len, EPCAPD_MAX_FRAME);
+        if (have < 4 + (size_t)len)
+            break;
+        dispatch(st, buf + 4, len);
+        have -= 4 + (size_t)len;
+        memmove(buf, buf + 4 + len, have);
+    }
+    return 1;
+}
+
+static int readable(const struct pollfd *pfd, const char *what)
+{
+    if (pfd->revents & POLLNVAL)
+        die("poll", EBADF, 0, "%s: invalid descriptor", what);
+    return (pfd->revents & (POLLIN | POLLERR | POLLHUP)) != 0;
+}
+
+static void __attribute__((noreturn)) stop(epcapd_t *st)
+{
+    if (st->file == NULL)
+        (void)capture_drain(st, 64);
+    frame_stats(st, "eof");
+    exit(0);
+}
+
+static void run_file(epcapd_t *st)
+{
+    struct pollfd in = {STDIN_FILENO, POLLIN, 0};
+
+    for (;;) {
+        if (poll(&in, 1, 0) < 0 && errno != EINTR)
+            die("poll", errno, 0, "poll: %s", strerror(errno));
+        if (readable(&in, "stdin") && !read_commands(st))
+            stop(st);
+        if (capture_drain(st, 1) == 0)
+            stop(st);
+    }
+}
+
+static void run_live(epcapd_t *st)
+{
+    struct pollfd fds[2] = {
+        {STDIN_FILENO, POLLIN, 0},
+        {pcap_get_selectable_fd(st->pcap), POLLIN, 0},
+    };
+
+    if (fds[1].fd < 0)
+        die("pcap_get_selectable_fd", 0, PCAP_ERROR, "%s: no selectable descriptor",
+            st->ifname);
+    for (;;) {
+        if (poll(fds, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            die("poll", errno, 0, "poll: %s", strerror(errno));
+        }
+        if (readable(&fds[1], "pcap"))
+            (void)capture_drain(st, 64);
+        if (readable(&fds[0], "stdin") && !read_commands(st))
+            stop(st);
+    }
+}
+
+void loop_run(epcapd_t *st)
+{
+    if (st->file != NULL)
+        run_file(st);
+    else
+        run_live(st);
+}

@@ -1,0 +1,105 @@
+/* options.c: parse and validate the command line; any error is fatal. */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "epcapd.h"
+
+#define OPTSTRING "+:i:r:s:pt:B:Q:IP:d:u:g:"
+
+static int parse_int(const char *flag, const char *s, long min, long max)
+{
+    char *end = NULL;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+        die("option", 0, 0, "%s: expected an integer from %ld to %ld, got '%s'",
+            flag, min, max, s);
+    return (int)v;
+}
+
+static const char *parse_name(const char *flag, const char *s)
+{
+    if (*s == '\0')
+        die("option", 0, 0, "%s: empty value", flag);
+    return s;
+}
+
+static void parse_timeout(epcapd_t *st, const char *s)
+{
+    if (strcmp(s, "immediate") == 0)
+        st->timeout = TIMEOUT_IMMEDIATE;
+    else if (strcmp(s, "never") == 0)
+        st->timeout = TIMEOUT_NEVER;
+    else
+        st->timeout = parse_int("-t", s, 1, INT_MAX);
+}
+
+static void parse_direction(epcapd_t *st, const char *s)
+{
+    if (strcmp(s, "in") == 0)
+        st->direction = PCAP_D_IN;
+    else if (strcmp(s, "out") == 0)
+        st->direction = PCAP_D_OUT;
+    else if (strcmp(s, "inout") == 0)
+        st->direction = PCAP_D_INOUT;
+    else
+        die("option", 0, 0, "-Q: expected in, out or inout, got '%s'", s);
+    st->direction_set = 1;
+}
+
+static void parse_precision(epcapd_t *st, const char *s)
+{
+    if (strcmp(s, "micro") == 0)
+        st->precision = PCAP_TSTAMP_PRECISION_MICRO;
+    else if (strcmp(s, "nano") == 0)
+        st->precision = PCAP_TSTAMP_PRECISION_NANO;
+    else
+        die("option", 0, 0, "-P: expected micro or nano, got '%s'", s);
+}
+
+void options_parse(epcapd_t *st, int argc, char *argv[])
+{
+    int ch;
+
+    st->snaplen = EPCAPD_MAX_SNAPLEN;
+    st->timeout = TIMEOUT_IMMEDIATE;
+    st->direction = PCAP_D_INOUT;
+    st->precision = PCAP_TSTAMP_PRECISION_NANO;
+
+    opterr = 0;
+    while ((ch = getopt(argc, argv, OPTSTRING)) != -1) {
+        switch (ch) {
+        case 'i': st->interface = parse_name("-i", optarg); break;
+        case 'r': st->file = parse_name("-r", optarg); break;
+        case 's': st->snaplen = parse_int("-s", optarg, 1, EPCAPD_MAX_SNAPLEN); break;
+        case 'p': st->promisc = 1; break;
+        case 't': parse_timeout(st, optarg); break;
+        case 'B': st->buffer = parse_int("-B", optarg, 1, INT_MAX); break;
+        case 'Q': parse_direction(st, optarg); break;
+        case 'I': st->monitor = 1; break;
+        case 'P': parse_precision(st, optarg); break;
+        case 'd': st->chroot = parse_name("-d", optarg); break;
+        case 'u': st->user = parse_name("-u", optarg); break;
+        case 'g': st->group = parse_name("-g", optarg); break;
+        case ':': die("option", 0, 0, "-%c: missing value", optopt);
+        default: die("option", 0, 0, "unknown option -%c", optopt);
+        }
+    }
+
+    if (argc - optind > 1)
+        die("option", 0, 0, "expected at most one filter argument, got %d",
+            argc - optind);
+    if (argc - optind == 1 && argv[optind][0] != '\0')
+        st->filter = argv[optind];
+
+    if (st->interface != NULL && st->file != NULL)
+        die("option", 0, 0, "-i and -r are mutually exclusive");
+    if (st->file != NULL &&
+        (st->promisc || st->monitor || st->buffer || st->direction_set))
+        die("option", 0, 0, "-p, -I, -B and -Q apply to live captures only");
+}
