@@ -1,0 +1,43 @@
+"""epcap: packet capture for unprivileged Python programs.
+
+A small privileged helper, ``epcapd``, opens libpcap, drops its privileges,
+sandboxes itself and streams packets to this package over a pipe; one helper
+per capture, many at once::
+
+    import epcap
+    with epcap.start(interface="eth0", filter="icmp or tcp port 80") as cap:
+        for pkt in cap:
+            print(pkt.time, pkt.length, pkt.data[:14].hex())
+"""
+
+from ._capture import Capture, start
+from ._errors import (
+    CaptureError,
+    CaptureFileError,
+    EpcapError,
+    FilterError,
+    HelperExitedError,
+    HelperNotFoundError,
+    NoSuchDeviceError,
+    PermissionDeniedError,
+    PrivilegeDropError,
+    ProtocolError,
+)
+from ._packet import Packet
+
+__all__ = [
+    "Capture",
+    "CaptureError",
+    "CaptureFileError",
+    "EpcapError",
+    "FilterError",
+    "HelperExitedError",
+    "HelperNotFoundError",
+    "NoSuchDeviceError",
+    "Packet",
+    "PermissionDeniedError",
+    "PrivilegeDropError",
+    "ProtocolError",
+    "start",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,171 @@
+"""Option validation and the helper's argument vector (pure code, no I/O).
+
+Every value is checked here, before anything is spawned: a wrong type is a
+:class:`TypeError`, a wrong value a :class:`ValueError`. The argument vector
+puts each value in its own argument and the filter after ``--``, so no value
+can ever be read by the helper as a flag.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+MAX_SNAPLEN = 262144
+_INT_MAX = 2**31 - 1
+_DIRECTIONS = ("in", "out", "inout")
+_PRECISIONS = ("micro", "nano")
+
+Timeout = int | str | None
+"""Milliseconds (``>= 1``), ``"immediate"``, or ``None`` for never."""
+
+
+def _text(name: str, value: object, *, path: bool = False, empty: bool = False) -> str:
+    if path and isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        kind = "a string or path" if path else "a string"
+        raise TypeError(f"{name} must be {kind}, not {type(value).__name__}")
+    if not value and not empty:
+        raise ValueError(f"{name} must not be empty")
+    if "\0" in value:
+        raise ValueError(f"{name} must not contain NUL characters")
+    return value
+
+
+def _int(name: str, value: object, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be from {low} to {high}, got {value}")
+    return value
+
+
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, not {type(value).__name__}")
+    return value
+
+
+def _choice(name: str, value: object, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, not {type(value).__name__}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Options:
+    """A validated capture configuration; build it with :meth:`validate`."""
+
+    interface: str | None = None
+    file: str | None = None
+    filter: str | None = None
+    snaplen: int = MAX_SNAPLEN
+    promiscuous: bool = False
+    timeout: Timeout = "immediate"
+    buffer: int | None = None
+    direction: str | None = None
+    monitor: bool = False
+    precision: str = "nano"
+    chroot: str | None = None
+    user: str | None = None
+    group: str | None = None
+
+    @classmethod
+    def validate(
+        cls,
+        *,
+        interface: object = None,
+        file: object = None,
+        filter: object = None,
+        snaplen: object = MAX_SNAPLEN,
+        promiscuous: object = False,
+        timeout: object = "immediate",
+        buffer: object = None,
+        direction: object = None,
+        monitor: object = False,
+        precision: object = "nano",
+        chroot: object = None,
+        user: object = None,
+        group: object = None,
+    ) -> Options:
+        """Check every option; raise TypeError or ValueError on the first bad one."""
+        if interface is not None and file is not None:
+            raise ValueError("interface and file are mutually exclusive")
+        opts = cls(
+            interface=None if interface is None else _text("interface", interface),
+            file=None if file is None else _text("file", file, path=True),
+            filter=None if filter is None else _text("filter", filter, empty=True) or None,
+            snaplen=_int("snaplen", snaplen, 1, MAX_SNAPLEN),
+            promiscuous=_flag("promiscuous", promiscuous),
+            timeout=_timeout(timeout),
+            buffer=None if buffer is None else _int("buffer", buffer, 1, _INT_MAX),
+            direction=None if direction is None else _choice("direction", direction, _DIRECTIONS),
+            monitor=_flag("monitor", monitor),
+            precision=_choice("precision", precision, _PRECISIONS),
+            chroot=None if chroot is None else _text("chroot", chroot, path=True),
+            user=None if user is None else _text("user", user),
+            group=None if group is None else _text("group", group),
+        )
+        if opts.file is not None:
+            live_only = [
+                name
+                for name, value in (
+                    ("promiscuous", opts.promiscuous),
+                    ("monitor", opts.monitor),
+                    ("buffer", opts.buffer is not None),
+                    ("direction", opts.direction is not None),
+                )
+                if value
+            ]
+            if live_only:
+                raise ValueError(f"{', '.join(live_only)}: live captures only, not with file")
+        return opts
+
+    @property
+    def live(self) -> bool:
+        """True for a live capture, False when reading a file."""
+        return self.file is None
+
+    def argv(self) -> list[str]:
+        """The helper's arguments (without the program name), per PROTOCOL.md."""
+        args: list[str] = []
+        if self.interface is not None:
+            args += ["-i", self.interface]
+        if self.file is not None:
+            args += ["-r", self.file]
+        if self.snaplen != MAX_SNAPLEN:
+            args += ["-s", str(self.snaplen)]
+        if self.promiscuous:
+            args.append("-p")
+        if self.live and self.timeout != "immediate":
+            args += ["-t", "never" if self.timeout is None else str(self.timeout)]
+        if self.buffer is not None:
+            args += ["-B", str(self.buffer)]
+        if self.direction is not None:
+            args += ["-Q", self.direction]
+        if self.monitor:
+            args.append("-I")
+        args += ["-P", self.precision]
+        if self.chroot is not None:
+            args += ["-d", self.chroot]
+        if self.user is not None:
+            args += ["-u", self.user]
+        if self.group is not None:
+            args += ["-g", self.group]
+        args.append("--")
+        if self.filter is not None:
+            args.append(self.filter)
+        return args
+
+
+def _timeout(value: object) -> Timeout:
+    if value is None:
+        return None
+    if value == "immediate":
+        return "immediate"
+    if isinstance(value, str):
+        raise ValueError(f"timeout must be milliseconds, 'immediate' or None; got {value!r}")
+    return _int("timeout", value, 1, _INT_MAX)
