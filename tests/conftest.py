@@ -1,0 +1,109 @@
+"""Shared fixtures. Under CI=true a skipped test is a failed test: CI is root
+and has ../shared/captures, so nothing there has a reason to skip."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import epcap
+
+ROOT = Path(__file__).resolve().parent.parent
+HELPER = ROOT / "priv" / "epcapd"
+CAPTURES = ROOT.parent / "shared" / "captures"
+IN_CI = os.environ.get("CI") == "true"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, where every test must run: {report.longrepr}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("root") and os.geteuid() != 0:
+            item.add_marker(pytest.mark.skip(reason="needs root"))
+
+
+def helper_pids() -> set[int]:
+    """Pids of running (non-zombie) processes executing our helper binary."""
+    target = os.path.realpath(HELPER)
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/exe") == target:
+                pids.add(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
+def zombie_children() -> list[int]:
+    """Pids of this process's children that exited and were not reaped."""
+    me, zombies = os.getpid(), []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] == "Z" and int(fields[1]) == me:
+            zombies.append(int(entry))
+    return zombies
+
+
+def proc_status(pid: int) -> dict[str, str]:
+    """/proc/<pid>/status as a dict."""
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {k: v.strip() for k, _, v in (line.partition(":") for line in lines)}
+
+
+@pytest.fixture
+def no_leftovers() -> Iterator[None]:
+    """Fail the test if it leaves a helper process or a zombie behind."""
+    before = helper_pids()
+    yield
+    assert helper_pids() - before == set(), "helper processes left behind"
+    assert zombie_children() == [], "zombie children left behind"
+
+
+@pytest.fixture
+def captures() -> list[Path]:
+    """The real-world captures of ../shared/captures (required under CI=true)."""
+    if not CAPTURES.is_dir():
+        if IN_CI:
+            pytest.fail(f"{CAPTURES} is missing, and CI=true requires it")
+        pytest.skip(f"{CAPTURES} not present")
+    files = sorted(p for p in CAPTURES.iterdir() if p.suffix in (".pcap", ".pcapng"))
+    assert files, f"no capture files in {CAPTURES}"
+    return files
+
+
+@pytest.fixture
+def udp_port() -> Iterator[int]:
+    """A UDP port on 127.0.0.1 with a socket bound to it for the test's
+    duration, so datagrams sent there draw no ICMP port unreachable."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    sock.bind(("127.0.0.1", 0))
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        sock.close()
+
+
+def start_file(path: Path | str, **options: object) -> epcap.Capture:
+    """epcap.start(file=...) with the source tree's helper."""
+    return epcap.start(file=path, progname=HELPER, **options)  # type: ignore[arg-type]

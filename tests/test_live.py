@@ -1,0 +1,170 @@
+"""Live captures on lo through the real helper, as root (CI is root)."""
+
+from __future__ import annotations
+
+import gc
+import os
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+import epcap
+
+from conftest import HELPER, helper_pids, proc_status, zombie_children
+
+pytestmark = pytest.mark.root
+
+UDP_OVERHEAD = 14 + 20 + 8  # Ethernet (lo's DLT_EN10MB), IPv4, UDP
+
+
+def live(port: int, **options: object) -> epcap.Capture:
+    return epcap.start(  # type: ignore[arg-type]
+        interface="lo", filter=f"udp and port {port}", progname=HELPER, **options
+    )
+
+
+@contextmanager
+def watchdog(cap: epcap.Capture, seconds: float) -> Iterator[None]:
+    """Stop the capture after `seconds`, so a missing packet fails, never hangs."""
+    timer = threading.Timer(seconds, cap.stop)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def take(cap: epcap.Capture, count: int, seconds: float = 10.0) -> list[epcap.Packet]:
+    got: list[epcap.Packet] = []
+    with watchdog(cap, seconds):
+        for pkt in cap:
+            got.append(pkt)
+            if len(got) == count:
+                break
+    return got
+
+
+def test_1000_datagrams_exactly(udp_port: int) -> None:
+    port = udp_port
+    payloads = [struct.pack(">I", i) + os.urandom(i % 700) for i in range(1000)]
+    with live(port) as cap, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        for i, payload in enumerate(payloads):
+            tx.sendto(payload, ("127.0.0.1", port))
+            if i % 50 == 49:
+                time.sleep(0.01)
+        got = take(cap, 1000)
+        # Nothing beyond the 1000 arrives: stop, and what is left must be empty.
+        cap.stop()
+        assert list(cap) == []
+        assert cap.final_stats is not None and cap.final_stats["packets"] == 1000
+    assert len(got) == 1000
+    assert [p.data[UDP_OVERHEAD:] for p in got] == payloads
+    assert [p.length for p in got] == [UDP_OVERHEAD + len(p) for p in payloads]
+    assert all(p.caplen == p.length and p.dlt == 1 for p in got)
+    times = [p.time for p in got]
+    assert times == sorted(times)
+    assert abs(times[0] / 1e9 - time.time()) < 60
+
+
+def test_a_60000_byte_datagram_arrives_whole(udp_port: int) -> None:
+    port = udp_port
+    payload = os.urandom(60000)
+    with live(port) as cap, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        tx.sendto(payload, ("127.0.0.1", port))
+        (pkt,) = take(cap, 1)
+    assert pkt.length == pkt.caplen == UDP_OVERHEAD + 60000
+    assert pkt.data[UDP_OVERHEAD:] == payload
+
+
+def test_snaplen_cuts_but_keeps_the_wire_length(udp_port: int) -> None:
+    port = udp_port
+    with live(port, snaplen=64) as cap, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        assert cap.snaplen == 64
+        tx.sendto(b"z" * 1000, ("127.0.0.1", port))
+        (pkt,) = take(cap, 1)
+    assert (pkt.caplen, pkt.length) == (64, UDP_OVERHEAD + 1000)
+
+
+def test_helper_runs_as_nobody_in_the_chroot(udp_port: int) -> None:
+    port = udp_port
+    with live(port) as cap:
+        status = proc_status(cap.pid)
+        assert status["Uid"].split() == ["65534"] * 4
+        assert status["Gid"].split() == ["65534"] * 4
+        assert status["Groups"] == ""
+        assert status["NoNewPrivs"] == "1"
+        assert status["CapEff"] == "0000000000000000"
+        chroot = os.path.realpath(HELPER.parent / "empty")
+        assert os.readlink(f"/proc/{cap.pid}/root") == chroot
+        assert cap.settings["chroot"] == chroot
+        assert (cap.settings["uid"], cap.settings["gid"], cap.settings["groups"]) == (
+            65534, 65534, (),
+        )  # fmt: skip
+        stats = cap.stats()
+        assert set(stats) == {"packets", "received", "dropped", "if_dropped"}
+
+
+def test_close_and_abandon_leave_no_helper_and_no_zombie(udp_port: int) -> None:
+    port = udp_port
+    cap = live(port)
+    pid = cap.pid
+    cap.close()
+    assert pid not in helper_pids() and zombie_children() == []
+
+    cap = live(port)
+    pid = cap.pid
+    with pytest.warns(ResourceWarning):
+        del cap
+        gc.collect()
+    deadline = time.monotonic() + 3
+    while pid in helper_pids() or zombie_children():
+        assert time.monotonic() < deadline, "abandoned helper still running"
+        time.sleep(0.05)
+
+
+@pytest.mark.usefixtures("no_leftovers")
+@pytest.mark.parametrize(
+    "options, exc, match",
+    [
+        ({"interface": "lo", "filter": "udp and port"}, epcap.FilterError, "syntax error"),
+        ({"interface": "lo", "filter": "tcp port nosuchservice"}, epcap.FilterError,
+         "nosuchservice"),
+        ({"interface": "nosuchif0"}, epcap.NoSuchDeviceError, "nosuchif0"),
+        ({"interface": "lo", "user": "nosuchuser"}, epcap.PrivilegeDropError,
+         "unknown user 'nosuchuser'"),
+        ({"interface": "lo", "group": "nosuchgroup"}, epcap.PrivilegeDropError,
+         "unknown group 'nosuchgroup'"),
+        ({"interface": "lo", "chroot": "/nonexistent/epcap"}, epcap.PrivilegeDropError,
+         "No such file or directory"),
+    ],
+)  # fmt: skip
+def test_setup_errors_are_specific_fast_and_clean(
+    options: dict[str, object], exc: type[epcap.EpcapError], match: str
+) -> None:
+    t0 = time.monotonic()
+    with pytest.raises(exc, match=match):
+        epcap.start(progname=HELPER, **options)  # type: ignore[arg-type]
+    assert time.monotonic() - t0 < 2
+
+
+@pytest.mark.usefixtures("no_leftovers")
+def test_a_writable_chroot_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir(mode=0o777)
+    root.chmod(0o777)
+    with pytest.raises(epcap.PrivilegeDropError, match="writable by no one else"):
+        epcap.start(interface="lo", chroot=root, progname=HELPER)
+
+
+def test_user_and_group_options(udp_port: int) -> None:
+    port = udp_port
+    with live(port, user="daemon", group="nogroup") as cap:
+        status = proc_status(cap.pid)
+        assert status["Uid"].split()[0] == "1"  # daemon
+        assert status["Gid"].split()[0] == "65534"  # nogroup

@@ -1,0 +1,200 @@
+"""The sans-I/O core: framing, message order, packet decoding, error mapping."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import epcap
+from epcap._errors import error_from_report
+from epcap._protocol import MAX_FRAME, VERSION, End, FrameDecoder, Ready, Session, Stats, encode
+
+
+def frame(value: Any) -> bytes:
+    body = msgpack.packb(value, use_bin_type=True)
+    return struct.pack(">I", len(body)) + body
+
+
+READY = frame(["ready", {"version": VERSION, "pid": 42, "datalink": 1, "snaplen": 65535}])
+PACKETS = frame(["packets", 1, [[1, 5, 60, b"a" * 60], [2, 999_999_999, 1514, b"b" * 100]]])
+EOF = frame(["eof", {"packets": 2}])
+
+
+def test_a_stream_decodes_into_events_in_order() -> None:
+    events = Session().receive(READY + PACKETS + EOF)
+    assert isinstance(events[0], Ready) and events[0].settings["pid"] == 42
+    assert events[1] == [
+        epcap.Packet(1, 1_000_000_005, 60, b"a" * 60),
+        epcap.Packet(1, 2_999_999_999, 1514, b"b" * 100),
+    ]
+    assert isinstance(events[2], End) and events[2].stats == {"packets": 2}
+
+
+def test_packet_fields() -> None:
+    pkt = epcap.Packet(1, 1_262_810_118_123_456_789, 562, b"x" * 100)
+    assert tuple(pkt) == (1, 1_262_810_118_123_456_789, 562, b"x" * 100)
+    assert pkt.caplen == 100
+    assert pkt.timestamp == pytest.approx(1262810118.123456789)
+    assert pkt.datetime.isoformat() == "2010-01-06T20:35:18.123456+00:00"
+
+
+@given(st.data())
+def test_any_split_of_a_valid_stream_gives_the_same_events(data: st.DataObject) -> None:
+    stream = READY + PACKETS + frame(["stats", {"packets": 2}]) + EOF
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=12)))
+    session, events = Session(), []
+    for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+        events += session.receive(stream[a:b])
+    assert session.end_of_stream() is True
+    assert [type(e) for e in events] == [Ready, list, Stats, End]
+    assert len(events[1]) == 2
+
+
+def test_every_byte_boundary_split_of_a_frame() -> None:
+    for cut in range(len(PACKETS) + 1):
+        session = Session()
+        session.receive(READY)
+        first = session.receive(PACKETS[:cut])
+        second = session.receive(PACKETS[cut:])
+        assert first + second == [session_packets()]
+
+
+def session_packets() -> list[epcap.Packet]:
+    return Session().receive(READY + PACKETS)[1]  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("length", [0, MAX_FRAME + 1, 0xFFFFFFFF])
+def test_out_of_range_lengths_are_refused_before_the_body(length: int) -> None:
+    with pytest.raises(epcap.ProtocolError, match="out of range"):
+        FrameDecoder().feed(struct.pack(">I", length))
+
+
+def test_the_maximum_frame_is_accepted() -> None:
+    data = b"z" * (MAX_FRAME - 32)
+    body = msgpack.packb(["packets", 1, [[0, 0, len(data), data]]], use_bin_type=True)
+    assert len(body) <= MAX_FRAME
+    values = FrameDecoder().feed(struct.pack(">I", len(body)) + body)
+    assert values[0][2][0][3] == data
+
+
+@pytest.mark.parametrize(
+    "value, match",
+    [
+        (["packets", 1, []], "expected 'ready'"),
+        (["ready", {"version": VERSION + 1}], "protocol version"),
+        (["ready", {}], "protocol version"),
+        (["ready", [1, 2]], "malformed ready"),
+        ("ready", "array led by a string"),
+        ([], "array led by a string"),
+        ([7, 1], "array led by a string"),
+    ],
+)
+def test_bad_first_messages(value: Any, match: str) -> None:
+    with pytest.raises(epcap.ProtocolError, match=match):
+        Session().receive(frame(value))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        ["packets", 1, [[1, 2, 3]]],
+        ["packets", 1, [[1, 2, 3, "text, not bytes"]]],
+        ["packets", 1, [[1.5, 2, 3, b"x"]]],
+        ["packets", 1, [["1", 2, 3, b"x"]]],
+        ["packets", "1", [[1, 2, 3, b"x"]]],
+        ["packets", 1, 5],
+        ["packets", 1],
+        ["stats", 5],
+        ["ready", {"version": VERSION}],
+        ["bogus"],
+    ],
+)
+def test_bad_running_messages(value: Any) -> None:
+    session = Session()
+    session.receive(READY)
+    with pytest.raises(epcap.ProtocolError):
+        session.receive(frame(value))
+
+
+def test_nothing_may_follow_eof() -> None:
+    with pytest.raises(epcap.ProtocolError, match="after the end"):
+        Session().receive(READY + EOF + PACKETS)
+
+
+def test_a_stream_that_ends_inside_a_frame_is_an_error() -> None:
+    session = Session()
+    session.receive(READY + PACKETS[:-1])
+    with pytest.raises(epcap.ProtocolError, match="inside a frame"):
+        session.end_of_stream()
+
+
+def test_a_stream_that_ends_before_eof_is_not_a_proper_end() -> None:
+    session = Session()
+    session.receive(READY)
+    assert session.end_of_stream() is False
+
+
+def test_malformed_msgpack_and_trailing_bytes() -> None:
+    for body in (b"\xc1", b"\x92\x01", msgpack.packb(["eof", {}]) + b"\x00"):
+        session = Session()
+        session.receive(READY)
+        with pytest.raises(epcap.ProtocolError):
+            session.receive(struct.pack(">I", len(body)) + body)
+
+
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_raise_protocol_error_or_nothing(data: bytes) -> None:
+    session = Session()
+    try:
+        events = session.receive(data)
+    except epcap.ProtocolError:
+        return
+    assert all(isinstance(e, (Ready, epcap.CaptureError)) for e in events)
+
+
+def test_error_frames_map_to_their_exceptions() -> None:
+    cases = [
+        ({"op": "pcap_compile", "code": "PCAP_ERROR"}, epcap.FilterError),
+        ({"op": "pcap_activate", "code": "PCAP_ERROR_NO_SUCH_DEVICE"}, epcap.NoSuchDeviceError),
+        ({"op": "pcap_activate", "code": "PCAP_ERROR_PERM_DENIED"}, epcap.PermissionDeniedError),
+        ({"op": "open", "errno": "EACCES"}, epcap.PermissionDeniedError),
+        ({"op": "open", "errno": "ENOENT"}, epcap.CaptureFileError),
+        ({"op": "pcap_fopen_offline", "code": "PCAP_ERROR"}, epcap.CaptureFileError),
+        ({"op": "getpwnam"}, epcap.PrivilegeDropError),
+        ({"op": "chroot", "errno": "ENOENT"}, epcap.PrivilegeDropError),
+        ({"op": "privilege", "errno": "EPERM"}, epcap.PermissionDeniedError),
+        ({"op": "pcap_dispatch", "code": "PCAP_ERROR"}, epcap.CaptureError),
+    ]
+    for report, cls in cases:
+        exc = error_from_report({"message": "m", **report})
+        assert type(exc) is cls, (report, type(exc))
+        assert exc.message == "m" and exc.op == report["op"]
+    corrupt = error_from_report({"op": "pcap_dispatch", "message": "m"}, file_mode=True)
+    assert type(corrupt) is epcap.CaptureFileError
+
+
+def test_an_error_frame_is_an_event_carrying_the_helper_message() -> None:
+    report = {"op": "pcap_compile", "code": "PCAP_ERROR", "errno": None, "message": "syntax error"}
+    (event,) = Session().receive(frame(["error", report]))
+    assert isinstance(event, epcap.FilterError)
+    assert str(event) == "syntax error (pcap_compile, PCAP_ERROR)"
+
+
+def test_encode_frames_commands_and_bounds_them() -> None:
+    assert encode("stats") == b"\x00\x00\x00\x07\x91\xa5stats"
+    with pytest.raises(ValueError, match="frame limit"):
+        encode("send", b"x" * MAX_FRAME)
+
+
+def test_exceptions_are_public_and_documented() -> None:
+    for name in epcap.__all__:
+        obj = getattr(epcap, name)
+        assert obj.__doc__, name
+        if isinstance(obj, type) and issubclass(obj, BaseException):
+            assert obj.__module__ == "epcap"
+            assert issubclass(obj, epcap.EpcapError)
