@@ -1,0 +1,81 @@
+# epcap for Python: every entry point. `make help` lists the targets.
+
+PYTHON    ?= python3
+CC        ?= cc
+SANDBOX   ?= rlimit
+VENV      := .venv
+VPY       := $(VENV)/bin/python
+
+# Debian packages the build and the tests need.
+SYSTEM_PACKAGES := gcc make pkg-config libpcap-dev libmsgpack-dev libseccomp-dev
+
+PKGS      := libpcap msgpack
+CFLAGS    ?= -O2 -g
+CFLAGS    += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wformat=2 -Wshadow \
+             -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+LDFLAGS   += -pie -Wl,-z,relro,-z,now
+SRCS      := epcapd/epcapd.c epcapd/options.c epcapd/privdrop.c epcapd/capture.c \
+             epcapd/frame.c epcapd/loop.c epcapd/sandbox_$(SANDBOX).c
+HELPER    := priv/epcapd
+# Rebuild when the compiler, the flags or SANDBOX change.
+STAMP     := priv/.build-flags
+
+.PHONY: all help deps build venv sniff test lint clean FORCE
+
+all: build
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
+	  awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+deps: ## install the Debian packages the build needs (as root), or print the command
+	@missing=""; \
+	for p in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" -ne 0 ]; then \
+	  echo "Missing Debian packages:$$missing"; \
+	  echo "Install them with:  sudo apt-get install -y$$missing"; exit 1; \
+	fi; \
+	echo "Installing Debian packages:$$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get update -q && apt-get install -y -q --no-install-recommends $$missing
+
+build: $(HELPER) priv/empty ## build the helper priv/epcapd (SANDBOX=rlimit|null)
+
+$(STAMP): FORCE
+	@mkdir -p priv
+	@echo '$(CC) $(CFLAGS) $(LDFLAGS) $(SRCS)' | cmp -s - $@ || \
+	  echo '$(CC) $(CFLAGS) $(LDFLAGS) $(SRCS)' > $@
+
+$(HELPER): $(SRCS) epcapd/epcapd.h $(STAMP) | deps
+	$(CC) $(CFLAGS) $$(pkg-config --cflags $(PKGS)) -o $@ $(SRCS) $(LDFLAGS) \
+	  $$(pkg-config --libs $(PKGS))
+
+# The default chroot: an empty directory beside the helper, never writable.
+priv/empty:
+	install -d -m 0755 $@
+
+venv: $(VENV)/.installed ## make .venv with the package and its test tools
+
+$(VENV)/.installed: pyproject.toml | deps
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[test]'
+	touch $@
+
+sniff: build venv ## show real packets: live on lo with privilege, else a sample file
+	$(VENV)/bin/epcap-sniff --demo
+
+test: build venv ## run the whole test suite
+	$(VPY) -m pytest $(PYTEST_ARGS)
+
+lint: venv ## ruff and mypy --strict on the client and the tests
+	$(VENV)/bin/ruff check client tests
+	$(VENV)/bin/ruff format --check client tests
+	$(VENV)/bin/mypy client/epcap
+
+clean: ## remove build products (keeps .venv)
+	rm -rf $(HELPER) $(STAMP) priv/empty build client/*.egg-info
