@@ -2,11 +2,40 @@
  * epcapd.c: main reads as the order of operations (DESIGN.md, "The helper's
  * life"): validate, open as root, filter, drop, sandbox, ready, loop.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "epcapd.h"
+
+#ifdef EPCAPD_TEST_HOOK
+/*
+ * Test-only build (priv/epcapd-testhook, never installed): after ready, make
+ * the call that $EPCAPD_TEST_SYSCALL names, which the sandbox must stop:
+ * "open" must fail (EPERM under seccomp), "socket" must kill the process.
+ */
+static void test_hook(void)
+{
+    const char *call = getenv("EPCAPD_TEST_SYSCALL");
+    int fd = -1;
+
+    if (call == NULL)
+        return;
+    if (strcmp(call, "open") == 0)
+        fd = open("/etc/passwd", O_RDONLY);
+    else if (strcmp(call, "socket") == 0)
+        fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0)
+        die("sandbox", errno, 0, "test hook: %s denied: %s", call, strerror(errno));
+    die("sandbox", 0, 0, "test hook: %s was allowed", call);
+}
+#else
+static void test_hook(void) {}
+#endif
 
 int main(int argc, char *argv[])
 {
@@ -23,6 +52,7 @@ int main(int argc, char *argv[])
     privdrop(&st);
     sandbox_enter(&st);
     frame_ready(&st);
+    test_hook();
     loop_run(&st);
     return 0;
 }

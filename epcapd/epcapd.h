@@ -78,6 +78,9 @@ void capture_warn(epcapd_t *st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int capture_drain(epcapd_t *st, int max_rounds);
 
+/* rlimits.c: shared by the rlimit and seccomp backends */
+void rlimits_apply(void);
+
 /* sandbox_<backend>.c: one backend linked in, chosen by the Makefile */
 extern const char *const sandbox_name;
 void sandbox_enter(epcapd_t *st);

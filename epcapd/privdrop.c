@@ -82,6 +82,63 @@ static void resolve_root(epcapd_t *st)
             st->root);
 }
 
+static void capget_self(struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3])
+{
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+
+    if (syscall(SYS_capget, &hdr, data) != 0)
+        die("capget", errno, 0, "capget: %s", strerror(errno));
+}
+
+static int has_cap(const struct __user_cap_data_struct *data, int cap)
+{
+    return (data[CAP_TO_INDEX(cap)].effective & CAP_TO_MASK(cap)) != 0;
+}
+
+/*
+ * Root, or a helper whose file capabilities let it chroot and change its
+ * ids (make install PRIVMODE=caps): either must drop. Anything less runs
+ * with its caller's rights and only sheds what capabilities it has.
+ */
+static int can_drop(void)
+{
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+
+    if (geteuid() == 0)
+        return 1;
+    capget_self(data);
+    return has_cap(data, CAP_SYS_CHROOT) && has_cap(data, CAP_SETUID) &&
+           has_cap(data, CAP_SETGID);
+}
+
+static int caps_empty(void)
+{
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+    int i;
+
+    capget_self(data);
+    for (i = 0; i < _LINUX_CAPABILITY_U32S_3; i++)
+        if (data[i].effective != 0 || data[i].permitted != 0 ||
+            data[i].inheritable != 0)
+            return 0;
+    return 1;
+}
+
+/*
+ * Clear every capability. Leaving uid 0 does that by itself, but a
+ * capability-holding helper never had uid 0, and root asked to stay root
+ * keeps none either.
+ */
+static void drop_caps(void)
+{
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+
+    memset(data, 0, sizeof(data));
+    if (syscall(SYS_capset, &hdr, data) != 0)
+        die("capset", errno, 0, "capset: %s", strerror(errno));
+}
+
 void privdrop_prepare(epcapd_t *st)
 {
     const char *name = st->user != NULL ? st->user : "nobody";
@@ -89,11 +146,12 @@ void privdrop_prepare(epcapd_t *st)
     struct group *gr;
     gid_t igid;
 
-    st->privileged = geteuid() == 0;
+    st->privileged = can_drop();
     if (!st->privileged) {
         if (st->chroot != NULL || st->user != NULL || st->group != NULL)
             die("privilege", EPERM, 0,
-                "chroot, user and group need a privileged helper (uid %u)",
+                "chroot, user and group need a privileged helper (uid %u, no "
+                "CAP_SYS_CHROOT/CAP_SETUID/CAP_SETGID)",
                 (unsigned)geteuid());
         return;
     }
@@ -161,20 +219,6 @@ int privdrop_open_as_invoker(const char *path)
     return fd;
 }
 
-static int caps_empty(void)
-{
-    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
-    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
-    int i;
-
-    if (syscall(SYS_capget, &hdr, data) != 0)
-        die("capget", errno, 0, "capget: %s", strerror(errno));
-    for (i = 0; i < _LINUX_CAPABILITY_U32S_3; i++)
-        if (data[i].effective != 0 || data[i].permitted != 0)
-            return 0;
-    return 1;
-}
-
 static void verify(const epcapd_t *st)
 {
     uid_t ru, eu, su;
@@ -187,36 +231,25 @@ static void verify(const epcapd_t *st)
         die("privilege", 0, 0, "uid/gid not in effect after the drop");
     if (getgroups(0, NULL) != 0)
         die("privilege", 0, 0, "supplementary groups left after the drop");
+    if (!caps_empty())
+        die("privilege", 0, 0, "capabilities left after the drop");
     if (st->uid != 0 && (setuid(0) == 0 || seteuid(0) == 0))
         die("privilege", 0, 0, "root could be regained after the drop");
-    if (st->uid != 0 && !caps_empty())
-        die("privilege", 0, 0, "capabilities left after the drop");
-}
-
-/* A helper run without root may still hold file capabilities: shed them. */
-static void drop_caps(void)
-{
-    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
-    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
-
-    memset(data, 0, sizeof(data));
-    if (syscall(SYS_capset, &hdr, data) != 0)
-        die("capset", errno, 0, "capset: %s", strerror(errno));
-    if (!caps_empty())
-        die("privilege", 0, 0, "capabilities left after capset");
 }
 
 void privdrop(epcapd_t *st)
 {
-    if (!st->privileged)
-        drop_caps();
     if (st->privileged) {
         check(chroot(st->root), "chroot");
         check(chdir("/"), "chdir");
         check(setgroups(0, NULL), "setgroups");
         check(setresgid(st->gid, st->gid, st->gid), "setresgid");
         check(setresuid(st->uid, st->uid, st->uid), "setresuid");
-        verify(st);
     }
+    drop_caps();
+    if (st->privileged)
+        verify(st);
+    else if (!caps_empty())
+        die("privilege", 0, 0, "capabilities left after capset");
     check(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl");
 }

@@ -1,35 +1,10 @@
-/*
- * sandbox_rlimit.c: resource limits after the privilege drop. No new
- * processes, no file writes, no core dumps, and no descriptor beyond those
- * already open (poll() still needs the open ones: RLIMIT_NOFILE is never 0).
- */
-#include <errno.h>
-#include <fcntl.h>
-#include <string.h>
-#include <sys/resource.h>
-
+/* sandbox_rlimit.c: resource limits only (make SANDBOX=rlimit). */
 #include "epcapd.h"
 
 const char *const sandbox_name = "rlimit";
 
-static void limit(int resource, rlim_t value, const char *name)
-{
-    struct rlimit rl = {value, value};
-
-    if (setrlimit(resource, &rl) != 0)
-        die("setrlimit", errno, 0, "setrlimit(%s): %s", name, strerror(errno));
-}
-
 void sandbox_enter(epcapd_t *st)
 {
-    int fd, highest = 2;
-
     (void)st;
-    for (fd = 0; fd < 1024; fd++)
-        if (fcntl(fd, F_GETFD) != -1)
-            highest = fd;
-    limit(RLIMIT_NOFILE, (rlim_t)highest + 1, "RLIMIT_NOFILE");
-    limit(RLIMIT_NPROC, 0, "RLIMIT_NPROC");
-    limit(RLIMIT_FSIZE, 0, "RLIMIT_FSIZE");
-    limit(RLIMIT_CORE, 0, "RLIMIT_CORE");
+    rlimits_apply();
 }

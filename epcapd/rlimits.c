@@ -1,0 +1,33 @@
+/*
+ * rlimits.c: resource limits after the privilege drop, shared by the
+ * rlimit and seccomp sandboxes. No new processes, no file writes, no core
+ * dumps, and no descriptor beyond those already open (poll() still needs
+ * the open ones: RLIMIT_NOFILE is never 0).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "epcapd.h"
+
+static void limit(int resource, rlim_t value, const char *name)
+{
+    struct rlimit rl = {value, value};
+
+    if (setrlimit(resource, &rl) != 0)
+        die("setrlimit", errno, 0, "setrlimit(%s): %s", name, strerror(errno));
+}
+
+void rlimits_apply(void)
+{
+    int fd, highest = 2;
+
+    for (fd = 0; fd < 1024; fd++)
+        if (fcntl(fd, F_GETFD) != -1)
+            highest = fd;
+    limit(RLIMIT_NOFILE, (rlim_t)highest + 1, "RLIMIT_NOFILE");
+    limit(RLIMIT_NPROC, 0, "RLIMIT_NPROC");
+    limit(RLIMIT_FSIZE, 0, "RLIMIT_FSIZE");
+    limit(RLIMIT_CORE, 0, "RLIMIT_CORE");
+}
