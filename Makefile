@@ -2,25 +2,30 @@
 
 PYTHON    ?= python3
 CC        ?= cc
-SANDBOX   ?= rlimit
+SANDBOX   ?= seccomp
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+PRIVMODE  ?= caps
+LIBDIR    := $(DESTDIR)$(PREFIX)/lib/epcap
 VENV      := .venv
 VPY       := $(VENV)/bin/python
 
-# Debian packages the build and the tests need.
+# Debian packages the build needs, and those the tests need on top.
 SYSTEM_PACKAGES := gcc make pkg-config libpcap-dev libmsgpack-dev libseccomp-dev
+TEST_PACKAGES   := sudo libcap2-bin iproute2
 
-PKGS      := libpcap msgpack
+PKGS      := libpcap msgpack libseccomp
 CFLAGS    ?= -O2 -g
 CFLAGS    += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wformat=2 -Wshadow \
              -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 LDFLAGS   += -pie -Wl,-z,relro,-z,now
 SRCS      := epcapd/epcapd.c epcapd/options.c epcapd/privdrop.c epcapd/capture.c \
-             epcapd/frame.c epcapd/loop.c epcapd/sandbox_$(SANDBOX).c
+             epcapd/frame.c epcapd/loop.c epcapd/rlimits.c epcapd/sandbox_$(SANDBOX).c
 HELPER    := priv/epcapd
 # Rebuild when the compiler, the flags or SANDBOX change.
 STAMP     := priv/.build-flags
 
-.PHONY: all help deps build venv sniff test lint clean FORCE
+.PHONY: all help deps deps-test install-packages build install venv sniff test lint clean FORCE
 
 all: build
 
@@ -29,8 +34,14 @@ help: ## list the targets
 	  awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 deps: ## install the Debian packages the build needs (as root), or print the command
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(SYSTEM_PACKAGES)"
+
+deps-test: deps
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(TEST_PACKAGES)"
+
+install-packages:
 	@missing=""; \
-	for p in $(SYSTEM_PACKAGES); do \
+	for p in $(PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
@@ -43,7 +54,7 @@ deps: ## install the Debian packages the build needs (as root), or print the com
 	export DEBIAN_FRONTEND=noninteractive; \
 	apt-get update -q && apt-get install -y -q --no-install-recommends $$missing
 
-build: $(HELPER) priv/empty ## build the helper priv/epcapd (SANDBOX=rlimit|null)
+build: $(HELPER) priv/empty ## build the helper priv/epcapd (SANDBOX=seccomp|rlimit|null)
 
 $(STAMP): FORCE
 	@mkdir -p priv
@@ -54,10 +65,33 @@ $(HELPER): $(SRCS) epcapd/epcapd.h $(STAMP) | deps
 	$(CC) $(CFLAGS) $$(pkg-config --cflags $(PKGS)) -o $@ $(SRCS) $(LDFLAGS) \
 	  $$(pkg-config --libs $(PKGS))
 
+# A test-only build whose helper makes a forbidden call after ready: proof
+# that the sandbox bites. Never installed.
+priv/epcapd-testhook: $(SRCS) epcapd/epcapd.h $(STAMP) | deps
+	$(CC) $(CFLAGS) -DEPCAPD_TEST_HOOK $$(pkg-config --cflags $(PKGS)) -o $@ $(SRCS) \
+	  $(LDFLAGS) $$(pkg-config --libs $(PKGS))
+
 # The default chroot: an empty directory beside the helper, never writable.
 priv/empty:
 	install -d -m 0755 $@
 
+install: build ## as root: install the helper in PREFIX/lib/epcap (PRIVMODE=caps|setuid|sudo)
+	@[ "$$(id -u)" -eq 0 ] || { echo "make install must run as root: sudo make install PRIVMODE=$(PRIVMODE)"; exit 1; }
+	@case "$(PRIVMODE)" in caps|setuid|sudo) ;; \
+	  *) echo "PRIVMODE must be caps, setuid or sudo, not '$(PRIVMODE)'"; exit 1;; esac
+	install -d -o root -g root -m 0755 $(LIBDIR) $(LIBDIR)/empty
+	install -o root -g root -m 0755 $(HELPER) $(LIBDIR)/epcapd.new
+ifeq ($(PRIVMODE),setuid)
+	chmod 4755 $(LIBDIR)/epcapd.new
+endif
+ifeq ($(PRIVMODE),caps)
+	setcap cap_net_raw,cap_net_admin,cap_sys_chroot,cap_setuid,cap_setgid+ep $(LIBDIR)/epcapd.new
+endif
+	mv -f $(LIBDIR)/epcapd.new $(LIBDIR)/epcapd
+ifeq ($(PRIVMODE),sudo)
+	@echo "Now allow your user to run it through sudo (visudo -f /etc/sudoers.d/epcap):"
+	@echo "  $${SUDO_USER:-YOUR_USER} ALL=(root) NOPASSWD: $(PREFIX)/lib/epcap/epcapd"
+endif
 venv: $(VENV)/.installed ## make .venv with the package and its test tools
 
 $(VENV)/.installed: pyproject.toml | deps
@@ -69,7 +103,7 @@ $(VENV)/.installed: pyproject.toml | deps
 sniff: build venv ## show real packets: live on lo with privilege, else a sample file
 	$(VENV)/bin/epcap-sniff --demo
 
-test: build venv ## run the whole test suite
+test: build priv/epcapd-testhook venv deps-test ## run the whole test suite
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
 lint: venv ## ruff and mypy --strict on the client and the tests
@@ -78,4 +112,4 @@ lint: venv ## ruff and mypy --strict on the client and the tests
 	$(VENV)/bin/mypy client/epcap
 
 clean: ## remove build products (keeps .venv)
-	rm -rf $(HELPER) $(STAMP) priv/empty build client/*.egg-info
+	rm -rf $(HELPER) priv/epcapd-testhook $(STAMP) priv/empty build client/*.egg-info
