@@ -177,7 +177,7 @@ def test_sudo_refusal_names_the_fix(tmp_path: Path, fake) -> None:  # type: igno
     sudo.parent.mkdir()
     sudo.write_text('#!/bin/sh\nshift\nexec "$@"\n')
     sudo.chmod(0o755)
-    with pytest.raises(epcap.PermissionDeniedError, match=r"sudoers\.example"):
+    with pytest.raises(epcap.PermissionDeniedError, match=r"NOPASSWD: .*fake_epcapd"):
         epcap.start(file="x.pcap", progname=script, exec=[str(sudo), "-n"])
     assert gone(pidfile)
 

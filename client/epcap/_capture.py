@@ -26,10 +26,9 @@ from ._errors import (
     EpcapError,
     HelperExitedError,
     HelperNotFoundError,
-    PermissionDeniedError,
     ProtocolError,
 )
-from ._launch import exec_prefix, find_helper, sudo_refused
+from ._launch import exec_prefix, find_helper, sudo_refusal
 from ._options import MAX_SNAPLEN, Options
 from ._packet import Packet
 from ._protocol import End, Ready, Session, Stats, encode
@@ -122,10 +121,13 @@ class Capture:
     :meth:`close`: the helper is always stopped and reaped.
     """
 
-    def __init__(self, proc: subprocess.Popen[bytes], options: Options, prefix: list[str]) -> None:
+    def __init__(
+        self, proc: subprocess.Popen[bytes], options: Options, prefix: list[str], helper: str
+    ) -> None:
         self._proc = proc
         self._options = options
         self._prefix = prefix
+        self._helper = helper
         self._session = Session(file_mode=not options.live)
         self._queue: deque[_Item] = deque()
         self._answers: deque[Mapping[str, int]] = deque()
@@ -137,11 +139,11 @@ class Capture:
     # -- set-up -------------------------------------------------------------
 
     @classmethod
-    def _spawn(cls, argv: list[str], options: Options, prefix: list[str]) -> Capture:
+    def _spawn(cls, options: Options, prefix: list[str], helper: str) -> Capture:
         _start_reaper()
         try:
             proc = subprocess.Popen(
-                argv,
+                [*prefix, helper, *options.argv()],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -149,8 +151,9 @@ class Capture:
                 start_new_session=True,  # terminal signals are the client's, not the helper's
             )
         except OSError as exc:
-            raise HelperNotFoundError(f"cannot run {argv[0]!r}: {exc.strerror}") from None
-        cap = cls(proc, options, prefix)
+            what = prefix[0] if prefix else helper
+            raise HelperNotFoundError(f"cannot run {what!r}: {exc.strerror}") from None
+        cap = cls(proc, options, prefix, helper)
         try:
             cap._await_ready()
         except BaseException:
@@ -205,13 +208,9 @@ class Capture:
         _reap(self._proc, STOP_TIMEOUT)
         stderr = _read_stderr(self._proc.stderr)
         code = self._proc.returncode
-        if self._session.state == "setup" and sudo_refused(self._prefix, stderr):
-            return PermissionDeniedError(
-                f"sudo refused to run the helper: {stderr}. Add the NOPASSWD rule of "
-                "sudoers.example for this user and helper (README, 'Privilege modes')",
-                op="sudo",
-                errno="EPERM",
-            )
+        refusal = sudo_refusal(self._prefix, self._helper, stderr)
+        if self._session.state == "setup" and refusal is not None:
+            return refusal
         where = "before 'ready'" if self._session.state == "setup" else "during the capture"
         detail = f": {stderr}" if stderr else ""
         return HelperExitedError(
@@ -404,4 +403,4 @@ def start(
         raise TypeError(f"exec must be a string or a list of strings, not {type(exec).__name__}")
     helper = find_helper(progname)
     prefix = exec_prefix(helper, live=options.live, exec_=exec)
-    return Capture._spawn([*prefix, helper, *options.argv()], options, prefix)
+    return Capture._spawn(options, prefix, helper)

@@ -10,6 +10,7 @@ for reading a file, which needs no privilege, nothing at all.
 from __future__ import annotations
 
 import os
+import pwd
 import shlex
 import shutil
 import stat
@@ -27,18 +28,21 @@ ENV_EXEC = "EPCAP_EXEC"
 
 
 def _candidates() -> list[Path]:
-    here = Path(__file__).resolve().parent
-    return [
-        here.parent.parent / "priv" / HELPER_NAME,  # source tree: client/epcap -> priv/
+    """Root prefers the source tree's build; anyone else the installed,
+    root-owned helper that a setuid bit, capabilities or a sudo rule cover."""
+    source = Path(__file__).resolve().parent.parent.parent / "priv" / HELPER_NAME
+    installed = [
         Path(sys.prefix) / "lib" / "epcap" / HELPER_NAME,
         Path("/usr/local/lib/epcap") / HELPER_NAME,
         Path("/usr/lib/epcap") / HELPER_NAME,
     ]
+    return [source, *installed] if os.geteuid() == 0 else [*installed, source]
 
 
 def find_helper(progname: str | os.PathLike[str] | None = None) -> str:
-    """The path of the helper: ``progname``, ``$EPCAPD``, the source tree's
-    ``priv/epcapd``, the install locations, then ``epcapd`` on ``PATH``."""
+    """The path of the helper: ``progname``, ``$EPCAPD``, then the source
+    tree's ``priv/epcapd`` and the install locations (installed first when
+    not root), then ``epcapd`` on ``PATH``."""
     given = progname if progname is not None else os.environ.get(ENV_HELPER)
     if given is not None:
         path = shutil.which(os.fspath(given))
@@ -82,14 +86,25 @@ def exec_prefix(helper: str, *, live: bool, exec_: str | Sequence[str] | None) -
     if shutil.which("sudo") is not None:
         return ["sudo", "-n"]
     raise PermissionDeniedError(
-        f"live capture needs privilege and none is available for {helper}: "
-        "run as root, or give the helper privilege (see README, 'Privilege modes'), "
-        "or pass exec= a command prefix that runs it as root",
+        f"a live capture needs privilege, and {helper} has none (not setuid root, "
+        "no file capabilities, no sudo): as root, run `make install PRIVMODE=caps` "
+        "(or PRIVMODE=setuid, or PRIVMODE=sudo plus the sudoers.example rule) in the "
+        "epcap source tree, or pass exec= a command prefix that runs the helper as root",
         op="privilege",
         errno="EPERM",
     )
 
 
-def sudo_refused(prefix: Sequence[str], stderr: str) -> bool:
-    """True when sudo itself refused to run the helper (no NOPASSWD rule)."""
-    return bool(prefix) and os.path.basename(prefix[0]) == "sudo" and "sudo:" in stderr
+def sudo_refusal(prefix: Sequence[str], helper: str, stderr: str) -> PermissionDeniedError | None:
+    """The error to raise when sudo itself refused to run the helper, naming
+    the rule that would allow it; None when sudo was not the refuser."""
+    if not prefix or os.path.basename(prefix[0]) != "sudo" or "sudo:" not in stderr:
+        return None
+    user = pwd.getpwuid(os.getuid()).pw_name
+    return PermissionDeniedError(
+        f"sudo refused to run the helper ({stderr}). As root, allow it with "
+        f"`visudo -f /etc/sudoers.d/epcap` and this line (see sudoers.example): "
+        f"{user} ALL=(root) NOPASSWD: {helper}",
+        op="sudo",
+        errno="EPERM",
+    )

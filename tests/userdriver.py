@@ -1,0 +1,59 @@
+"""Run by test_privilege.py as an unprivileged user: start one capture with
+the options given as JSON in argv[1], report JSON lines on stdout, and close
+when a line arrives on stdin (so the test can inspect the helper meanwhile).
+
+Extra keys: "udp": N captures live on lo, filtered to a port of its own, and
+sends N datagrams there; "progname"/"exec" pass through to epcap.start.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+from typing import Any
+
+import epcap
+
+
+def emit(**fields: Any) -> None:
+    print(json.dumps(fields), flush=True)
+
+
+def main() -> None:
+    options: dict[str, Any] = json.loads(sys.argv[1])
+    count = options.pop("udp", 0)
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    port = rx.getsockname()[1]
+    if count:
+        options.update(interface="lo", filter=f"udp and port {port}")
+    try:
+        cap = epcap.start(**options)
+    except epcap.EpcapError as exc:
+        emit(event="error", type=type(exc).__name__, message=str(exc))
+        return
+    with cap:
+        emit(event="ready", pid=cap.pid, settings=dict(cap.settings))
+        got = []
+        if count:
+            timer = threading.Timer(10, cap.stop)
+            timer.start()
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+                for i in range(count):
+                    tx.sendto(b"epcap %d" % i, ("127.0.0.1", port))
+            for pkt in cap:
+                got.append(pkt.data[42:].decode())
+                if len(got) == count:
+                    break
+            timer.cancel()
+        elif options.get("file"):
+            got = [pkt.data.hex() for pkt in cap]
+        emit(event="packets", packets=got)
+        sys.stdin.readline()
+    emit(event="closed")
+
+
+if __name__ == "__main__":
+    main()
