@@ -1,9 +1,12 @@
 /* capture.c: open the capture (file or live), set the filter, read packets. */
 #include <errno.h>
+#include <linux/if_packet.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "epcapd.h"
 
@@ -71,9 +74,39 @@ static void check(epcapd_t *st, const char *op, int rc)
         die_pcap(st, op, rc);
 }
 
+#ifdef HAVE_PFRING
+#include <pfring.h>
+
+/* Linked with PF_RING's libpcap (PFRING=/path make): its cluster, per flow,
+ * as epcap does. Not exercised by the tests: PF_RING is not packaged here. */
+static void join_cluster(epcapd_t *st)
+{
+    pfring *ring = pcap_get_pfring_handle(st->pcap);
+
+    if (ring == NULL || pfring_set_cluster(ring, (u_int)st->cluster_id,
+                                           cluster_per_flow) != 0)
+        die("pfring_set_cluster", 0, 0, "%s: cannot join PF_RING cluster %d",
+            st->ifname, st->cluster_id);
+}
+#else
+/* Share the interface's traffic with the other members of a PACKET_FANOUT
+ * group: each flow (by hash) goes to exactly one of them. */
+static void join_cluster(epcapd_t *st)
+{
+    int arg = st->cluster_id |
+              ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
+
+    if (setsockopt(pcap_fileno(st->pcap), SOL_PACKET, PACKET_FANOUT, &arg,
+                   sizeof(arg)) != 0)
+        die("setsockopt", errno, 0, "%s: PACKET_FANOUT group %d: %s", st->ifname,
+            st->cluster_id, strerror(errno));
+}
+#endif
+
 static void open_live(epcapd_t *st)
 {
     char errbuf[PCAP_ERRBUF_SIZE] = "";
+    bpf_u_int32 net = 0;
     int rc;
 
     if (st->interface != NULL)
@@ -109,10 +142,17 @@ static void open_live(epcapd_t *st)
         check(st, "pcap_setdirection", pcap_setdirection(st->pcap, st->direction));
     if (pcap_setnonblock(st->pcap, 1, errbuf) != 0)
         die("pcap_setnonblock", 0, PCAP_ERROR, "%s: %s", st->ifname, errbuf);
+    if (st->cluster_id >= 0)
+        join_cluster(st);
+    if (pcap_lookupnet(st->ifname, &net, &st->netmask, errbuf) != 0)
+        st->netmask = PCAP_NETMASK_UNKNOWN;
 }
 
 void capture_open(epcapd_t *st)
 {
+    if (st->cpus_set && sched_setaffinity(0, sizeof(st->cpus), &st->cpus) != 0)
+        die("sched_setaffinity", errno, 0, "CPU affinity: %s", strerror(errno));
+    st->netmask = PCAP_NETMASK_UNKNOWN;
     if (st->file != NULL)
         open_file(st);
     else
@@ -121,25 +161,47 @@ void capture_open(epcapd_t *st)
     st->precision = pcap_get_tstamp_precision(st->pcap);
 }
 
-/* Compile while names still resolve (before the chroot), then set. */
-void capture_filter(epcapd_t *st)
+/*
+ * Compile and set a filter; NULL on success, else libpcap's message, with
+ * *op naming the call that failed. The previous filter stays in force on
+ * failure. At setup this runs before the chroot, so names resolve.
+ */
+const char *capture_set_filter(epcapd_t *st, const char *expr, const char **op)
 {
+    static char message[PCAP_ERRBUF_SIZE];
     struct bpf_program prog;
-    bpf_u_int32 net = 0;
-    bpf_u_int32 mask = PCAP_NETMASK_UNKNOWN;
-    char errbuf[PCAP_ERRBUF_SIZE];
 
-    if (st->filter == NULL)
-        return;
-    if (st->file == NULL && pcap_lookupnet(st->ifname, &net, &mask, errbuf) != 0)
-        mask = PCAP_NETMASK_UNKNOWN;
-    if (pcap_compile(st->pcap, &prog, st->filter, 1, mask) != 0)
-        die("pcap_compile", 0, PCAP_ERROR, "%s", pcap_geterr(st->pcap));
+    *op = "pcap_compile";
+    if (pcap_compile(st->pcap, &prog, expr, 1, st->netmask) != 0) {
+        (void)snprintf(message, sizeof(message), "%s", pcap_geterr(st->pcap));
+        return message;
+    }
+    *op = "pcap_setfilter";
     if (pcap_setfilter(st->pcap, &prog) != 0) {
+        (void)snprintf(message, sizeof(message), "%s", pcap_geterr(st->pcap));
         pcap_freecode(&prog);
-        die("pcap_setfilter", 0, PCAP_ERROR, "%s", pcap_geterr(st->pcap));
+        return message;
     }
     pcap_freecode(&prog);
+    return NULL;
+}
+
+/*
+ * Sample libpcap's counters and add what they grew by since the last
+ * sample to 64-bit totals: the 32-bit counters wrap, the totals do not.
+ * Returns -1 when the capture has no statistics (files).
+ */
+int capture_stats(epcapd_t *st)
+{
+    struct pcap_stat now;
+
+    if (st->file != NULL || pcap_stats(st->pcap, &now) != 0)
+        return -1;
+    st->received += (uint32_t)(now.ps_recv - st->last.ps_recv);
+    st->dropped += (uint32_t)(now.ps_drop - st->last.ps_drop);
+    st->if_dropped += (uint32_t)(now.ps_ifdrop - st->last.ps_ifdrop);
+    st->last = now;
+    return 0;
 }
 
 static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *data)

@@ -7,7 +7,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "epcapd.h"
@@ -16,7 +15,7 @@
 /*
  * Test-only build (priv/epcapd-testhook, never installed): after ready, make
  * the call that $EPCAPD_TEST_SYSCALL names, which the sandbox must stop:
- * "open" must fail (EPERM under seccomp), "socket" must kill the process.
+ * "open" must fail (EPERM under seccomp), "fork" must kill the process.
  */
 static void test_hook(void)
 {
@@ -27,8 +26,8 @@ static void test_hook(void)
         return;
     if (strcmp(call, "open") == 0)
         fd = open("/etc/passwd", O_RDONLY);
-    else if (strcmp(call, "socket") == 0)
-        fd = socket(AF_INET, SOCK_DGRAM, 0);
+    else if (strcmp(call, "fork") == 0)
+        fd = fork();
     if (fd < 0)
         die("sandbox", errno, 0, "test hook: %s denied: %s", call, strerror(errno));
     die("sandbox", 0, 0, "test hook: %s was allowed", call);
@@ -36,6 +35,17 @@ static void test_hook(void)
 #else
 static void test_hook(void) {}
 #endif
+
+static void set_filter(epcapd_t *st)
+{
+    const char *op, *err;
+
+    if (st->filter == NULL)
+        return;
+    err = capture_set_filter(st, st->filter, &op);
+    if (err != NULL)
+        die(op, 0, PCAP_ERROR, "%s", err);
+}
 
 int main(int argc, char *argv[])
 {
@@ -48,7 +58,7 @@ int main(int argc, char *argv[])
     options_parse(&st, argc, argv);
     privdrop_prepare(&st);
     capture_open(&st);
-    capture_filter(&st);
+    set_filter(&st);
     privdrop(&st);
     sandbox_enter(&st);
     frame_ready(&st);

@@ -11,6 +11,7 @@
 #ifndef EPCAPD_H
 #define EPCAPD_H
 
+#include <sched.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -42,6 +43,11 @@ typedef struct {
     const char *chroot;         /* -d, or NULL for the default */
     const char *user;           /* -u, or NULL for "nobody" */
     const char *group;          /* -g, or NULL for the user's group */
+    int inject;                 /* -j: the send command is allowed */
+    int cluster_id;             /* -C: PACKET_FANOUT group, -1 for none */
+    int cpus_set;               /* -a given */
+    cpu_set_t cpus;             /* -a: CPU affinity */
+    int stats_interval;         /* -S: ms between stats frames, 0 = none */
 
     /* privilege drop, resolved before the capture opens (privdrop.c) */
     int privileged;             /* euid 0 at start: drop is mandatory */
@@ -53,8 +59,16 @@ typedef struct {
     pcap_t *pcap;
     int datalink;
     char ifname[256];           /* interface in effect, live mode */
+    bpf_u_int32 netmask;        /* for compiling filters */
     const char *warnings[EPCAPD_MAX_WARNINGS]; /* static or strdup'd */
     int nwarnings;
+
+    /* statistics: libpcap's 32-bit counters, widened (capture.c) */
+    struct pcap_stat last;      /* the raw counters at the last sample */
+    uint64_t received;          /* ps_recv, summed across wraps */
+    uint64_t dropped;           /* ps_drop */
+    uint64_t if_dropped;        /* ps_ifdrop */
+    uint64_t delayed;           /* batches that waited for the client to read */
 
     /* output batch (frame.c) */
     msgpack_sbuffer batch;      /* packed packets, without the header */
@@ -73,7 +87,8 @@ void privdrop(epcapd_t *st);
 
 /* capture.c */
 void capture_open(epcapd_t *st);
-void capture_filter(epcapd_t *st);
+const char *capture_set_filter(epcapd_t *st, const char *expr, const char **op);
+int capture_stats(epcapd_t *st);
 void capture_warn(epcapd_t *st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int capture_drain(epcapd_t *st, int max_rounds);
@@ -91,7 +106,10 @@ void frame_ready(epcapd_t *st);
 void frame_packet(epcapd_t *st, const struct pcap_pkthdr *h,
                   const u_char *data);
 void frame_flush(epcapd_t *st);
-void frame_stats(epcapd_t *st, const char *tag);
+void frame_stats(epcapd_t *st, const char *tag, const char *reply);
+void frame_reply(const char *command, long long value);
+void frame_refused(const char *command, const char *op, int errnum, int pcap_code,
+                   const char *message);
 void die(const char *op, int errnum, int pcap_code, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 4, 5)));
 

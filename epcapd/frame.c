@@ -11,6 +11,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +105,13 @@ void frame_packet(epcapd_t *st, const struct pcap_pkthdr *h, const u_char *data)
         frame_flush(st);
 }
 
+static int stdout_writable(void)
+{
+    struct pollfd out = {STDOUT_FILENO, POLLOUT, 0};
+
+    return poll(&out, 1, 0) == 1 && (out.revents & POLLOUT) != 0;
+}
+
 void frame_flush(epcapd_t *st)
 {
     msgpack_sbuffer head;
@@ -117,6 +125,8 @@ void frame_flush(epcapd_t *st)
     pack_str(&pk, "packets");
     msgpack_pack_int(&pk, st->datalink);
     msgpack_pack_array(&pk, st->batch_count);
+    if (!stdout_writable())
+        st->delayed++; /* the client is behind: this write will wait */
     write_frame(&head, &st->batch);
     msgpack_sbuffer_destroy(&head);
 
@@ -181,29 +191,89 @@ void frame_ready(epcapd_t *st)
     msgpack_sbuffer_destroy(&sb);
 }
 
-/* ["eof" | "stats", {packets, received, dropped, if_dropped}] */
-void frame_stats(epcapd_t *st, const char *tag)
+/*
+ * [tag, {stats}], or ["reply", reply, {stats}] when reply is not NULL. The
+ * map holds packets and delayed, and, for live captures, libpcap's
+ * received, dropped and if_dropped as 64-bit totals.
+ */
+void frame_stats(epcapd_t *st, const char *tag, const char *reply)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
-    struct pcap_stat ps;
-    int live = st->file == NULL && pcap_stats(st->pcap, &ps) == 0;
+    int live = capture_stats(st) == 0;
 
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 2);
+    msgpack_pack_array(&pk, reply != NULL ? 3 : 2);
     pack_str(&pk, tag);
-    msgpack_pack_map(&pk, live ? 4 : 1);
+    if (reply != NULL)
+        pack_str(&pk, reply);
+    msgpack_pack_map(&pk, live ? 5 : 2);
     pack_key(&pk, "packets");
     msgpack_pack_uint64(&pk, st->delivered);
+    pack_key(&pk, "delayed");
+    msgpack_pack_uint64(&pk, st->delayed);
     if (live) {
         pack_key(&pk, "received");
-        msgpack_pack_uint32(&pk, ps.ps_recv);
+        msgpack_pack_uint64(&pk, st->received);
         pack_key(&pk, "dropped");
-        msgpack_pack_uint32(&pk, ps.ps_drop);
+        msgpack_pack_uint64(&pk, st->dropped);
         pack_key(&pk, "if_dropped");
-        msgpack_pack_uint32(&pk, ps.ps_ifdrop);
+        msgpack_pack_uint64(&pk, st->if_dropped);
     }
+    write_frame(&sb, NULL);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* ["reply", command, value]: value is an int, or nil when negative. */
+void frame_reply(const char *command, long long value)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    pack_str(&pk, "reply");
+    pack_str(&pk, command);
+    if (value < 0)
+        msgpack_pack_nil(&pk);
+    else
+        msgpack_pack_int64(&pk, value);
+    write_frame(&sb, NULL);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static const char *pcap_code_name(int code);
+
+/* {op, code, errno, message}: the body of "error" and "refused" frames. */
+static void pack_error(msgpack_packer *pk, const char *op, int errnum, int pcap_code,
+                       const char *message)
+{
+    msgpack_pack_map(pk, 4);
+    pack_key(pk, "op");
+    pack_str(pk, op);
+    pack_key(pk, "code");
+    pack_str(pk, pcap_code_name(pcap_code));
+    pack_key(pk, "errno");
+    pack_str(pk, errnum != 0 ? strerrorname_np(errnum) : NULL);
+    pack_key(pk, "message");
+    pack_str(pk, message);
+}
+
+/* ["refused", command, {op, code, errno, message}]: the capture goes on. */
+void frame_refused(const char *command, const char *op, int errnum, int pcap_code,
+                   const char *message)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    pack_str(&pk, "refused");
+    pack_str(&pk, command);
+    pack_error(&pk, op, errnum, pcap_code, message);
     write_frame(&sb, NULL);
     msgpack_sbuffer_destroy(&sb);
 }
@@ -249,15 +319,7 @@ void die(const char *op, int errnum, int pcap_code, const char *fmt, ...)
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_array(&pk, 2);
     pack_str(&pk, "error");
-    msgpack_pack_map(&pk, 4);
-    pack_key(&pk, "op");
-    pack_str(&pk, op);
-    pack_key(&pk, "code");
-    pack_str(&pk, pcap_code_name(pcap_code));
-    pack_key(&pk, "errno");
-    pack_str(&pk, errnum != 0 ? strerrorname_np(errnum) : NULL);
-    pack_key(&pk, "message");
-    pack_str(&pk, message);
+    pack_error(&pk, op, errnum, pcap_code, message);
     write_frame(&sb, NULL);
     exit(1);
 }

@@ -17,6 +17,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "epcapd.h"
@@ -27,15 +28,77 @@ typedef struct {
     void (*handler)(epcapd_t *st, const msgpack_object *args);
 } command_t;
 
+#define STATS_SAMPLE_MS 1000 /* sample libpcap's counters before they can wrap */
+
 static void cmd_stats(epcapd_t *st, const msgpack_object *args)
 {
     (void)args;
     frame_flush(st);
-    frame_stats(st, "stats");
+    frame_stats(st, "reply", "stats");
+}
+
+/*
+ * Packets already captured went through the old filter: deliver them, then
+ * swap filters (libpcap refilters what is left in its ring), then reply.
+ * After the reply, only packets that pass the new filter arrive.
+ */
+static void cmd_filter(epcapd_t *st, const msgpack_object *args)
+{
+    const char *note = "";
+    const char *op, *err;
+    char *expr;
+
+    if (args[0].type != MSGPACK_OBJECT_STR)
+        die("protocol", 0, 0, "filter: expected a string");
+    if (memchr(args[0].via.str.ptr, '\0', args[0].via.str.size) != NULL) {
+        frame_refused("filter", "pcap_compile", EINVAL, PCAP_ERROR,
+                      "filter expression contains a NUL character");
+        return;
+    }
+    expr = strndup(args[0].via.str.ptr, args[0].via.str.size);
+    if (expr == NULL)
+        die("strndup", errno, 0, "out of memory");
+    if (st->file == NULL)
+        (void)capture_drain(st, 64);
+    err = capture_set_filter(st, expr, &op);
+    free(expr);
+    if (err == NULL) {
+        frame_reply("filter", -1);
+        return;
+    }
+    if (st->root[0] != '\0' && strstr(err, "unknown") != NULL)
+        note = " (host, port and protocol names do not resolve inside the helper's"
+               " chroot: use numbers, or give the filter to start())";
+    {
+        char message[PCAP_ERRBUF_SIZE + 160];
+        (void)snprintf(message, sizeof(message), "%s%s", err, note);
+        frame_refused("filter", op, 0, PCAP_ERROR, message);
+    }
+}
+
+static void cmd_send(epcapd_t *st, const msgpack_object *args)
+{
+    int n;
+
+    if (args[0].type != MSGPACK_OBJECT_BIN)
+        die("protocol", 0, 0, "send: expected bytes");
+    if (!st->inject) {
+        frame_refused("send", "send", EPERM, 0,
+                      "sending is not enabled: start the capture with inject=True");
+        return;
+    }
+    errno = 0;
+    n = pcap_inject(st->pcap, args[0].via.bin.ptr, args[0].via.bin.size);
+    if (n < 0)
+        frame_refused("send", "pcap_inject", errno, PCAP_ERROR, pcap_geterr(st->pcap));
+    else
+        frame_reply("send", n);
 }
 
 static const command_t commands[] = {
     {"stats", 0, cmd_stats},
+    {"filter", 1, cmd_filter},
+    {"send", 1, cmd_send},
 };
 
 static void dispatch(epcapd_t *st, const char *body, size_t len)
@@ -115,7 +178,7 @@ static void __attribute__((noreturn)) stop(epcapd_t *st)
 {
     if (st->file == NULL)
         (void)capture_drain(st, 64);
-    frame_stats(st, "eof");
+    frame_stats(st, "eof", NULL);
     exit(0);
 }
 
@@ -124,8 +187,11 @@ static void run_file(epcapd_t *st)
     struct pollfd in = {STDIN_FILENO, POLLIN, 0};
 
     for (;;) {
-        if (poll(&in, 1, 0) < 0 && errno != EINTR)
-            die("poll", errno, 0, "poll: %s", strerror(errno));
+        if (poll(&in, 1, 0) < 0) {
+            if (errno != EINTR)
+                die("poll", errno, 0, "poll: %s", strerror(errno));
+            in.revents = 0;
+        }
         if (readable(&in, "stdin") && !read_commands(st))
             stop(st);
         if (capture_drain(st, 1) == 0)
@@ -133,26 +199,53 @@ static void run_file(epcapd_t *st)
     }
 }
 
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Live: wake for packets, for commands, and at least every STATS_SAMPLE_MS
+ * to widen libpcap's counters, plus every stats_interval for a stats frame.
+ */
 static void run_live(epcapd_t *st)
 {
     struct pollfd fds[2] = {
         {STDIN_FILENO, POLLIN, 0},
         {pcap_get_selectable_fd(st->pcap), POLLIN, 0},
     };
+    long long now = now_ms();
+    long long next_sample = now + STATS_SAMPLE_MS;
+    long long next_frame = st->stats_interval ? now + st->stats_interval : -1;
+    long long wake;
 
     if (fds[1].fd < 0)
         die("pcap_get_selectable_fd", 0, PCAP_ERROR, "%s: no selectable descriptor",
             st->ifname);
     for (;;) {
-        if (poll(fds, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            die("poll", errno, 0, "poll: %s", strerror(errno));
+        wake = next_frame >= 0 && next_frame < next_sample ? next_frame : next_sample;
+        if (poll(fds, 2, wake > now ? (int)(wake - now) : 0) < 0) {
+            if (errno != EINTR)
+                die("poll", errno, 0, "poll: %s", strerror(errno));
+            continue; /* revents are stale */
         }
         if (readable(&fds[1], "pcap"))
             (void)capture_drain(st, 64);
         if (readable(&fds[0], "stdin") && !read_commands(st))
             stop(st);
+        now = now_ms();
+        if (now >= next_sample) {
+            (void)capture_stats(st);
+            next_sample = now + STATS_SAMPLE_MS;
+        }
+        if (next_frame >= 0 && now >= next_frame) {
+            frame_flush(st);
+            frame_stats(st, "stats", NULL);
+            next_frame = now + st->stats_interval;
+        }
     }
 }
 

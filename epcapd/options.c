@@ -7,7 +7,7 @@
 
 #include "epcapd.h"
 
-#define OPTSTRING "+:i:r:s:pt:B:Q:IP:d:u:g:"
+#define OPTSTRING "+:i:r:s:pt:B:Q:IP:d:u:g:jC:a:S:"
 
 static int parse_int(const char *flag, const char *s, long min, long max)
 {
@@ -62,9 +62,42 @@ static void parse_precision(epcapd_t *st, const char *s)
         die("option", 0, 0, "-P: expected micro or nano, got '%s'", s);
 }
 
+/* "1,3,5-7": CPU numbers and ranges, each below CPU_SETSIZE. */
+static void parse_cpus(epcapd_t *st, const char *s)
+{
+    const char *p = s;
+    char *end;
+    long lo, hi, cpu;
+
+    CPU_ZERO(&st->cpus);
+    for (;;) {
+        errno = 0;
+        lo = strtol(p, &end, 10);
+        if (errno != 0 || end == p || lo < 0 || lo >= CPU_SETSIZE)
+            die("option", 0, 0, "-a: bad CPU list '%s'", s);
+        hi = lo;
+        if (*end == '-') {
+            p = end + 1;
+            hi = strtol(p, &end, 10);
+            if (errno != 0 || end == p || hi < lo || hi >= CPU_SETSIZE)
+                die("option", 0, 0, "-a: bad CPU list '%s'", s);
+        }
+        for (cpu = lo; cpu <= hi; cpu++)
+            CPU_SET((int)cpu, &st->cpus);
+        if (*end == '\0')
+            break;
+        if (*end != ',')
+            die("option", 0, 0, "-a: bad CPU list '%s'", s);
+        p = end + 1;
+    }
+    st->cpus_set = 1;
+}
+
 void options_parse(epcapd_t *st, int argc, char *argv[])
 {
     int ch;
+
+    st->cluster_id = -1;
 
     st->snaplen = EPCAPD_MAX_SNAPLEN;
     st->timeout = TIMEOUT_IMMEDIATE;
@@ -86,6 +119,10 @@ void options_parse(epcapd_t *st, int argc, char *argv[])
         case 'd': st->chroot = parse_name("-d", optarg); break;
         case 'u': st->user = parse_name("-u", optarg); break;
         case 'g': st->group = parse_name("-g", optarg); break;
+        case 'j': st->inject = 1; break;
+        case 'C': st->cluster_id = parse_int("-C", optarg, 0, 65535); break;
+        case 'a': parse_cpus(st, optarg); break;
+        case 'S': st->stats_interval = parse_int("-S", optarg, 1, INT_MAX); break;
         case ':': die("option", 0, 0, "-%c: missing value", optopt);
         default: die("option", 0, 0, "unknown option -%c", optopt);
         }
@@ -99,7 +136,8 @@ void options_parse(epcapd_t *st, int argc, char *argv[])
 
     if (st->interface != NULL && st->file != NULL)
         die("option", 0, 0, "-i and -r are mutually exclusive");
-    if (st->file != NULL &&
-        (st->promisc || st->monitor || st->buffer || st->direction_set))
-        die("option", 0, 0, "-p, -I, -B and -Q apply to live captures only");
+    if (st->file != NULL && (st->promisc || st->monitor || st->buffer ||
+                              st->direction_set || st->inject ||
+                              st->cluster_id >= 0 || st->stats_interval))
+        die("option", 0, 0, "-p, -I, -B, -Q, -j, -C and -S apply to live captures only");
 }

@@ -2,8 +2,9 @@
  * sandbox_seccomp.c: the default on Linux. Resource limits, then a seccomp
  * allowlist of what the running loop needs: stdin/stdout I/O and poll, the
  * packet socket calls (reading the ring, statistics, filter changes,
- * injection), memory without PROT_EXEC, and exit. open/openat fail with
- * EPERM (libpcap degrades gracefully where it probes /sys or /proc);
+ * injection), memory without PROT_EXEC, and exit. open/openat and socket
+ * fail with EPERM (libpcap degrades gracefully where it probes /sys or
+ * /proc, and name lookups in a new filter fail instead of reaching nscd);
  * anything else kills the process (SIGSYS). Calls from another
  * architecture's ABI are killed too (libseccomp's bad-arch action).
  *
@@ -12,6 +13,7 @@
  * under `strace -f` to see every call the loop makes.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <seccomp.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -32,6 +34,18 @@ static void check(int rc, const char *what)
 static void rule(scmp_filter_ctx ctx, uint32_t action, int nr, const char *name)
 {
     check(seccomp_rule_add(ctx, action, nr, 0), name);
+}
+
+/* fcntl only to read and set file status flags: libpcap makes its socket
+ * non-blocking while it swaps filters. */
+static void allow_fcntl(scmp_filter_ctx ctx)
+{
+    check(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+                           SCMP_A1(SCMP_CMP_EQ, F_GETFL)),
+          "fcntl");
+    check(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+                           SCMP_A1(SCMP_CMP_EQ, F_SETFL)),
+          "fcntl");
 }
 
 /* Memory mappings are allowed only without PROT_EXEC: no new code. */
@@ -67,6 +81,7 @@ void sandbox_enter(epcapd_t *st)
     ALLOW(sendmsg);
     ALLOW(getsockopt);
     ALLOW(setsockopt);
+    allow_fcntl(ctx);
     /* memory */
     ALLOW(brk);
     ALLOW(munmap);
@@ -91,9 +106,10 @@ void sandbox_enter(epcapd_t *st)
     ALLOW(restart_syscall);
     ALLOW(exit);
     ALLOW(exit_group);
-    /* files: refused with an error, so callers can cope */
+    /* files and new sockets: refused with an error, so callers can cope */
     DENY(open, EPERM);
     DENY(openat, EPERM);
+    DENY(socket, EPERM);
 
     check(seccomp_load(ctx), "seccomp_load");
     seccomp_release(ctx);
