@@ -22,6 +22,7 @@ from ._errors import (
     PermissionDeniedError,
     PrivilegeDropError,
     ProtocolError,
+    SendError,
 )
 from ._packet import Packet
 
@@ -38,6 +39,7 @@ __all__ = [
     "PermissionDeniedError",
     "PrivilegeDropError",
     "ProtocolError",
+    "SendError",
     "start",
 ]
 __version__ = "0.1.0"

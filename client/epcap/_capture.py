@@ -31,7 +31,7 @@ from ._errors import (
 from ._launch import exec_prefix, find_helper, sudo_refusal
 from ._options import MAX_SNAPLEN, Options
 from ._packet import Packet
-from ._protocol import End, Ready, Session, Stats, encode
+from ._protocol import End, Ready, Refused, Reply, Session, Stats, encode
 
 READ_SIZE = 1 << 20
 """Bytes asked for per read of the helper's stdout."""
@@ -130,11 +130,13 @@ class Capture:
         self._helper = helper
         self._session = Session(file_mode=not options.live)
         self._queue: deque[_Item] = deque()
-        self._answers: deque[Mapping[str, int]] = deque()
+        self._replies: deque[Reply | Refused] = deque()
         self._eof = False  # the helper's stdout is at its end
         self._closed = False
         self.final_stats: Mapping[str, int] | None = None
         """The statistics of the ``eof`` frame, once the capture ended."""
+        self.last_stats: Mapping[str, int] | None = None
+        """The latest periodic statistics (``stats_interval``), or None."""
 
     # -- set-up -------------------------------------------------------------
 
@@ -193,8 +195,10 @@ class Capture:
         for event in self._session.receive(data):
             if isinstance(event, list):
                 self._queue.append(event)
+            elif isinstance(event, (Reply, Refused)):
+                self._replies.append(event)
             elif isinstance(event, Stats):
-                self._answers.append(event.stats)
+                self.last_stats = event.stats
             elif isinstance(event, End):
                 self.final_stats = event.stats
             elif isinstance(event, Ready):
@@ -245,20 +249,17 @@ class Capture:
 
     # -- control ------------------------------------------------------------
 
-    def _command(self, *message: object) -> None:
+    def _command(self, command: str, *args: object) -> Any:
+        """Send one command and wait for its answer; packets that arrive
+        meanwhile stay queued for iteration. Not thread-safe."""
         stdin = self._proc.stdin
         if self._closed or stdin is None or stdin.closed:
             raise ValueError("the capture is closed or stopping")
         try:
-            stdin.write(encode(*message))
+            stdin.write(encode(command, *args))
         except BrokenPipeError:
             raise self._exit_error() from None
-
-    def stats(self) -> Mapping[str, int]:
-        """The helper's counters now: ``packets`` delivered and, live,
-        libpcap's ``received``, ``dropped`` and ``if_dropped``."""
-        self._command("stats")
-        while not self._answers:
+        while not self._replies:
             if self._eof:
                 raise self._exit_error()
             self._fill()
@@ -266,7 +267,43 @@ class Capture:
             if isinstance(last, EpcapError):
                 self._queue.pop()
                 raise last
-        return self._answers.popleft()
+        answer = self._replies.popleft()
+        if answer.command != command:
+            raise ProtocolError(f"expected the answer to {command!r}, got {answer.command!r}")
+        if isinstance(answer, Refused):
+            raise answer.error
+        return answer.value
+
+    def stats(self) -> Mapping[str, int]:
+        """The helper's counters now: ``packets`` it delivered and ``delayed``
+        (frames that waited for this process to read); live, also libpcap's
+        ``received``, ``dropped`` (by the kernel) and ``if_dropped`` (by the
+        interface), all 64-bit totals that survive libpcap's 32-bit wrap."""
+        value = self._command("stats")
+        if not isinstance(value, dict):
+            raise ProtocolError("malformed stats reply")
+        return value
+
+    def set_filter(self, expression: str) -> None:
+        """Replace the BPF filter of the running capture. Returns once the
+        helper applied it: from then on only matching packets arrive. A bad
+        expression raises FilterError and the old filter stays in force.
+        Host, port and protocol names do not resolve inside the helper's
+        chroot: use numbers, or give names to ``start(filter=...)``."""
+        if not isinstance(expression, str):
+            raise TypeError(f"expression must be a string, not {type(expression).__name__}")
+        self._command("filter", expression)
+
+    def send(self, frame: bytes | bytearray | memoryview) -> int:
+        """Send one raw link-layer frame on the interface (needs
+        ``inject=True``); return the bytes sent. A frame the interface refuses
+        raises SendError and the capture goes on."""
+        if not isinstance(frame, (bytes, bytearray, memoryview)):
+            raise TypeError(f"frame must be bytes, not {type(frame).__name__}")
+        sent = self._command("send", bytes(frame))
+        if not isinstance(sent, int):
+            raise ProtocolError("malformed send reply")
+        return sent
 
     def stop(self) -> None:
         """Ask the helper to stop. Iteration then ends after the packets
@@ -340,6 +377,12 @@ class Capture:
         return int(self.settings.get("snaplen", MAX_SNAPLEN))
 
     @property
+    def pending(self) -> int:
+        """Packets received from the helper and not yet iterated over: after
+        :meth:`set_filter` returns, these are the last that may predate it."""
+        return sum(len(item) for item in self._queue if isinstance(item, list))
+
+    @property
     def closed(self) -> bool:
         """True once :meth:`close` ran or the capture ended and was reaped."""
         return self._closed
@@ -365,6 +408,10 @@ def start(
     chroot: str | os.PathLike[str] | None = None,
     user: str | None = None,
     group: str | None = None,
+    inject: bool = False,
+    cluster_id: int | None = None,
+    cpu_affinity: str | None = None,
+    stats_interval: float | None = None,
     progname: str | os.PathLike[str] | None = None,
     exec: str | Sequence[str] | None = None,
 ) -> Capture:
@@ -377,8 +424,13 @@ def start(
     ``timeout`` (ms, ``"immediate"``, or ``None`` for never) set up a live
     capture; ``precision`` is ``"nano"`` or ``"micro"``. After opening the
     capture the helper chroots to ``chroot`` and runs as ``user``/``group``
-    (default ``nobody``). ``progname`` names the helper binary; ``exec`` is a
-    command prefix that runs it (``"sudo -n"``, ``""``), overriding detection.
+    (default ``nobody``). ``inject=True`` allows :meth:`Capture.send`;
+    ``cluster_id`` (0 to 65535) shares the interface's traffic, flow by flow,
+    with the other captures of the same id (Linux ``PACKET_FANOUT``);
+    ``cpu_affinity`` (``"1,3,5-7"``) pins the helper; ``stats_interval``
+    (seconds) makes it send statistics (:attr:`Capture.last_stats`).
+    ``progname`` names the helper binary; ``exec`` is a command prefix that
+    runs it (``"sudo -n"``, ``""``), overriding detection.
 
     Raises TypeError/ValueError for bad options before spawning anything, and
     an :class:`~epcap.EpcapError` subclass if the helper cannot start; no
@@ -398,6 +450,10 @@ def start(
         chroot=chroot,
         user=user,
         group=group,
+        inject=inject,
+        cluster_id=cluster_id,
+        cpu_affinity=cpu_affinity,
+        stats_interval=stats_interval,
     )
     if exec is not None and not isinstance(exec, (str, list, tuple)):
         raise TypeError(f"exec must be a string or a list of strings, not {type(exec).__name__}")

@@ -62,6 +62,11 @@ class CaptureFileError(CaptureError):
     """The capture file is missing, unreadable as pcap/pcapng, or corrupt."""
 
 
+class SendError(CaptureError):
+    """A packet could not be sent (injection not enabled, too large for the
+    interface, ...); the capture goes on."""
+
+
 class PrivilegeDropError(CaptureError):
     """Chroot or the drop to ``user``/``group`` failed (unknown user or group,
     missing chroot directory, ...): the helper refuses to run with privilege."""
@@ -106,9 +111,12 @@ _DROP_OPS = frozenset(
 _PERMISSION = frozenset({"PCAP_ERROR_PERM_DENIED", "PCAP_ERROR_PROMISC_PERM_DENIED"})
 
 
-def error_from_report(report: Mapping[str, object], *, file_mode: bool = False) -> CaptureError:
-    """Build the exception for the map of an ``error`` frame; in ``file_mode``
-    a failed read is the file's fault."""
+def error_from_report(
+    report: Mapping[str, object], *, file_mode: bool = False, command: str | None = None
+) -> CaptureError:
+    """Build the exception for the map of an ``error`` frame, or of a
+    ``refused`` frame answering ``command``; in ``file_mode`` a failed read
+    is the file's fault."""
 
     def text(key: str) -> str | None:
         value = report.get(key)
@@ -117,7 +125,9 @@ def error_from_report(report: Mapping[str, object], *, file_mode: bool = False) 
     op, code, errno = text("op") or "", text("code"), text("errno")
     message = text("message") or "unknown error"
     cls: type[CaptureError]
-    if code in _PERMISSION or errno in ("EPERM", "EACCES"):
+    if command == "send":
+        cls = SendError
+    elif code in _PERMISSION or errno in ("EPERM", "EACCES"):
         cls = PermissionDeniedError
     elif op in _FILTER_OPS:
         cls = FilterError
@@ -141,6 +151,7 @@ for _cls in (
     PermissionDeniedError,
     CaptureFileError,
     PrivilegeDropError,
+    SendError,
     ProtocolError,
     HelperExitedError,
 ):

@@ -72,6 +72,10 @@ class Options:
     chroot: str | None = None
     user: str | None = None
     group: str | None = None
+    inject: bool = False
+    cluster_id: int | None = None
+    cpu_affinity: str | None = None
+    stats_interval: float | None = None
 
     @classmethod
     def validate(
@@ -90,6 +94,10 @@ class Options:
         chroot: object = None,
         user: object = None,
         group: object = None,
+        inject: object = False,
+        cluster_id: object = None,
+        cpu_affinity: object = None,
+        stats_interval: object = None,
     ) -> Options:
         """Check every option; raise TypeError or ValueError on the first bad one."""
         if interface is not None and file is not None:
@@ -108,6 +116,10 @@ class Options:
             chroot=None if chroot is None else _text("chroot", chroot, path=True),
             user=None if user is None else _text("user", user),
             group=None if group is None else _text("group", group),
+            inject=_flag("inject", inject),
+            cluster_id=None if cluster_id is None else _int("cluster_id", cluster_id, 0, 65535),
+            cpu_affinity=None if cpu_affinity is None else _cpus(cpu_affinity),
+            stats_interval=None if stats_interval is None else _interval(stats_interval),
         )
         if opts.file is not None:
             live_only = [
@@ -117,6 +129,9 @@ class Options:
                     ("monitor", opts.monitor),
                     ("buffer", opts.buffer is not None),
                     ("direction", opts.direction is not None),
+                    ("inject", opts.inject),
+                    ("cluster_id", opts.cluster_id is not None),
+                    ("stats_interval", opts.stats_interval is not None),
                 )
                 if value
             ]
@@ -155,6 +170,14 @@ class Options:
             args += ["-u", self.user]
         if self.group is not None:
             args += ["-g", self.group]
+        if self.inject:
+            args.append("-j")
+        if self.cluster_id is not None:
+            args += ["-C", str(self.cluster_id)]
+        if self.cpu_affinity is not None:
+            args += ["-a", self.cpu_affinity]
+        if self.stats_interval is not None:
+            args += ["-S", str(max(1, round(self.stats_interval * 1000)))]
         args.append("--")
         if self.filter is not None:
             args.append(self.filter)
@@ -169,3 +192,32 @@ def _timeout(value: object) -> Timeout:
     if isinstance(value, str):
         raise ValueError(f"timeout must be milliseconds, 'immediate' or None; got {value!r}")
     return _int("timeout", value, 1, _INT_MAX)
+
+
+def _cpus(value: object) -> str:
+    """``"1,3,5-7"``: CPUs this process may run on, as taskset(1) lists them."""
+    text = _text("cpu_affinity", value)
+    allowed = os.sched_getaffinity(0)
+    chosen: set[int] = set()
+    for part in text.split(","):
+        low, dash, high = part.partition("-")
+        if not low.isdigit() or (dash and not high.isdigit()):
+            raise ValueError(f"cpu_affinity: bad CPU list {text!r} (expected e.g. '0,2-3')")
+        first, last = int(low), int(high) if dash else int(low)
+        if last < first or last >= 1024:
+            raise ValueError(f"cpu_affinity: bad range {part!r} in {text!r}")
+        chosen.update(range(first, last + 1))
+    if not chosen <= allowed:
+        raise ValueError(
+            f"cpu_affinity: CPU {min(chosen - allowed)} is not available "
+            f"(this process may use {sorted(allowed)})"
+        )
+    return text
+
+
+def _interval(value: object) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"stats_interval must be seconds, not {type(value).__name__}")
+    if not 0.001 <= value <= 86400:
+        raise ValueError(f"stats_interval must be from 0.001 to 86400 seconds, got {value}")
+    return float(value)

@@ -37,9 +37,25 @@ class Ready:
 
 @dataclass(frozen=True)
 class Stats:
-    """An answer to the ``stats`` command."""
+    """Statistics the helper sent by itself, every ``stats_interval``."""
 
     stats: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The helper carried out ``command``; ``value`` is its result."""
+
+    command: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The helper could not carry out ``command``; the capture goes on."""
+
+    command: str
+    error: CaptureError
 
 
 @dataclass(frozen=True)
@@ -49,12 +65,12 @@ class End:
     stats: Mapping[str, int]
 
 
-Event = Ready | list[Packet] | Stats | End | CaptureError
+Event = Ready | list[Packet] | Stats | Reply | Refused | End | CaptureError
 """What :meth:`Session.receive` returns: a batch of packets is a plain list."""
 
 
 def encode(*message: object) -> bytes:
-    """Frame one command, e.g. ``encode("stats")``."""
+    """Frame one command, e.g. ``encode("filter", "udp")``."""
     body = msgpack.packb(list(message), use_bin_type=True)
     if len(body) > MAX_FRAME:
         raise ValueError(f"command of {len(body)} bytes exceeds the {MAX_FRAME}-byte frame limit")
@@ -174,6 +190,14 @@ class Session:
             return _batch(message)
         if tag == "stats":
             return Stats(_map(message, tag))
+        if tag in ("reply", "refused"):
+            if len(message) != 3 or not isinstance(message[1], str):
+                raise ProtocolError(f"malformed {tag} frame")
+            if tag == "reply":
+                return Reply(message[1], message[2])
+            report = _map(message[1:], tag)
+            error = error_from_report(report, file_mode=self._file_mode, command=message[1])
+            return Refused(message[1], error)
         if tag == "eof":
             self.state = "ended"
             return End(_map(message, tag))
