@@ -22,6 +22,14 @@ LDFLAGS   += -pie -Wl,-z,relro,-z,now
 SRCS      := epcapd/epcapd.c epcapd/options.c epcapd/privdrop.c epcapd/capture.c \
              epcapd/frame.c epcapd/loop.c epcapd/rlimits.c epcapd/sandbox_$(SANDBOX).c
 HELPER    := priv/epcapd
+LIBS       = $$(pkg-config --libs $(PKGS))
+
+# PFRING=/path/to/PF_RING/userland links PF_RING's libpcap instead, and
+# cluster_id joins a PF_RING cluster, as epcap does (not tested here).
+ifdef PFRING
+CFLAGS    += -DHAVE_PFRING -I$(PFRING)/libpcap -I$(PFRING)/lib
+LIBS       = $(PFRING)/libpcap/libpcap.a $(PFRING)/lib/libpfring.a -lmsgpackc -lseccomp -lpthread -lrt
+endif
 # Rebuild when the compiler, the flags or SANDBOX change.
 STAMP     := priv/.build-flags
 
@@ -62,14 +70,13 @@ $(STAMP): FORCE
 	  echo '$(CC) $(CFLAGS) $(LDFLAGS) $(SRCS)' > $@
 
 $(HELPER): $(SRCS) epcapd/epcapd.h $(STAMP) | deps
-	$(CC) $(CFLAGS) $$(pkg-config --cflags $(PKGS)) -o $@ $(SRCS) $(LDFLAGS) \
-	  $$(pkg-config --libs $(PKGS))
+	$(CC) $(CFLAGS) $$(pkg-config --cflags $(PKGS)) -o $@ $(SRCS) $(LDFLAGS) $(LIBS)
 
 # A test-only build whose helper makes a forbidden call after ready: proof
 # that the sandbox bites. Never installed.
 priv/epcapd-testhook: $(SRCS) epcapd/epcapd.h $(STAMP) | deps
 	$(CC) $(CFLAGS) -DEPCAPD_TEST_HOOK $$(pkg-config --cflags $(PKGS)) -o $@ $(SRCS) \
-	  $(LDFLAGS) $$(pkg-config --libs $(PKGS))
+	  $(LDFLAGS) $(LIBS)
 
 # The default chroot: an empty directory beside the helper, never writable.
 priv/empty:

@@ -161,7 +161,7 @@ def test_stats_command_round_trip_keeps_packets(fake) -> None:  # type: ignore[n
         "send(READY)\n"
         "n, = struct.unpack('>I', sys.stdin.buffer.read(4))\n"
         "assert msgpack.unpackb(sys.stdin.buffer.read(n)) == ['stats']\n"
-        'send(PKTS); send(["stats", {"packets": 2}]); sys.stdin.buffer.read()\n'
+        'send(PKTS); send(["reply", "stats", {"packets": 2}]); sys.stdin.buffer.read()\n'
         'send(["eof", {"packets": 2}])\n'
     )
     with start_fake(script) as cap:

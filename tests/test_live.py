@@ -107,7 +107,7 @@ def test_helper_runs_as_nobody_in_the_chroot(udp_port: int) -> None:
             65534, 65534, (),
         )  # fmt: skip
         stats = cap.stats()
-        assert set(stats) == {"packets", "received", "dropped", "if_dropped"}
+        assert set(stats) == {"packets", "delayed", "received", "dropped", "if_dropped"}
 
 
 def test_close_and_abandon_leave_no_helper_and_no_zombie(udp_port: int) -> None:

@@ -38,6 +38,15 @@ def test_every_option_reaches_the_argv() -> None:
     ]  # fmt: skip
 
 
+def test_live_control_options_reach_the_argv() -> None:
+    opts = Options.validate(
+        interface="eth0", inject=True, cluster_id=7, cpu_affinity="0", stats_interval=0.25
+    )
+    assert opts.argv() == [
+        "-i", "eth0", "-P", "nano", "-j", "-C", "7", "-a", "0", "-S", "250", "--",
+    ]  # fmt: skip
+
+
 def test_timeout_never_and_file_mode() -> None:
     assert Options.validate(timeout=None).argv() == ["-t", "never", "-P", "nano", "--"]
     assert Options.validate(file=Path("/x.pcap")).argv() == ["-r", "/x.pcap", "-P", "nano", "--"]
@@ -84,6 +93,18 @@ BAD: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"file": "x.pcap", "promiscuous": True}, ValueError, "live captures only"),
     ({"file": "x.pcap", "buffer": 4096}, ValueError, "live captures only"),
     ({"file": "x.pcap", "direction": "in"}, ValueError, "live captures only"),
+    ({"file": "x.pcap", "inject": True}, ValueError, "live captures only"),
+    ({"file": "x.pcap", "cluster_id": 1}, ValueError, "live captures only"),
+    ({"file": "x.pcap", "stats_interval": 1}, ValueError, "live captures only"),
+    ({"inject": "yes"}, TypeError, "inject"),
+    ({"cluster_id": -1}, ValueError, "cluster_id"),
+    ({"cluster_id": 65536}, ValueError, "cluster_id"),
+    ({"cluster_id": "7"}, TypeError, "cluster_id"),
+    ({"cpu_affinity": 1}, TypeError, "cpu_affinity"),
+    ({"cpu_affinity": "0-99999999"}, ValueError, "cpu_affinity"),
+    ({"stats_interval": 0}, ValueError, "stats_interval"),
+    ({"stats_interval": "1"}, TypeError, "stats_interval"),
+    ({"stats_interval": True}, TypeError, "stats_interval"),
 ]
 
 

@@ -239,7 +239,7 @@ def test_dropping_to_root_is_refused(
 @pytest.mark.usefixtures("no_leftovers")
 @pytest.mark.parametrize(
     "call, expected",
-    [("open", "test hook: open denied: Operation not permitted"), ("socket", "SIGSYS")],
+    [("open", "test hook: open denied: Operation not permitted"), ("fork", "SIGSYS")],
 )
 def test_the_sandbox_bites(call: str, expected: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EPCAPD_TEST_SYSCALL", call)
