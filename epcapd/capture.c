@@ -118,7 +118,7 @@ static void open_live(epcapd_t *st)
     if (st->pcap == NULL)
         die("pcap_create", 0, PCAP_ERROR, "%s: %s", st->ifname, errbuf);
 
-    check(st, "pcap_set_snaplen", pcap_set_snaplen(st->pcap, st->snaplen));
+    check(st, "pcap_set_snaplen", pcap_set_snaplen(st->pcap, st->snaplen ? st->snaplen : EPCAPD_MAX_SNAPLEN));
     check(st, "pcap_set_promisc", pcap_set_promisc(st->pcap, st->promisc));
     if (st->monitor)
         check(st, "pcap_set_rfmon", pcap_set_rfmon(st->pcap, 1));

@@ -21,6 +21,8 @@
 #define EPCAPD_PROTOCOL_VERSION 1
 #define EPCAPD_MAX_FRAME (1024 * 1024)  /* both directions, PROTOCOL.md */
 #define EPCAPD_BATCH_BYTES (256 * 1024) /* flush a batch at this size */
+#define EPCAPD_MAX_CAPLEN (EPCAPD_MAX_FRAME - 1024) /* one packet, with headroom */
+#define EPCAPD_MAX_USER_BUFFER (256 * 1024 * 1024) /* -B for non-root callers */
 #define EPCAPD_MAX_SNAPLEN 262144
 #define EPCAPD_DEFAULT_BUFFER (16 * 1024 * 1024) /* live ring, bytes */
 #define EPCAPD_MAX_WARNINGS 8
@@ -32,7 +34,7 @@ typedef struct {
     const char *interface;      /* -i: live interface, or NULL */
     const char *file;           /* -r: capture file, or NULL */
     const char *filter;         /* trailing argument, or NULL */
-    int snaplen;                /* -s */
+    int snaplen;                /* -s, 0 if not given (live: the maximum) */
     int promisc;                /* -p */
     int timeout;                /* -t: ms, TIMEOUT_IMMEDIATE, TIMEOUT_NEVER */
     int buffer;                 /* -B: bytes, 0 = EPCAPD_DEFAULT_BUFFER */
@@ -54,6 +56,7 @@ typedef struct {
     uid_t uid;                  /* target uid */
     gid_t gid;                  /* target gid */
     char root[4096];            /* chroot directory, "" when not chrooting */
+    int root_fd;                /* the chroot directory, open */
 
     /* capture (capture.c) */
     pcap_t *pcap;
@@ -82,6 +85,7 @@ void options_parse(epcapd_t *st, int argc, char *argv[]);
 
 /* privdrop.c */
 void privdrop_prepare(epcapd_t *st);
+uid_t privdrop_invoker(gid_t *gid);
 int privdrop_open_as_invoker(const char *path);
 void privdrop(epcapd_t *st);
 

@@ -57,7 +57,7 @@ static void write_frame(const msgpack_sbuffer *head, const msgpack_sbuffer *body
     };
 
     if (len == 0 || len > EPCAPD_MAX_FRAME)
-        _exit(1); /* cannot happen: batches flush at EPCAPD_BATCH_BYTES */
+        die("frame", EMSGSIZE, 0, "frame of %zu bytes exceeds the limit", len);
     write_all(iov, body != NULL ? 3 : 2);
 }
 
@@ -86,19 +86,37 @@ void frame_init(epcapd_t *st)
     msgpack_packer_init(&st->batch_pk, &st->batch, msgpack_sbuffer_write);
 }
 
+/*
+ * Add one packet to the batch. The fraction is normalised to nanoseconds
+ * below one second (a corrupt file may hold more). A packet is cut to a
+ * snaplen given with -s (libpcap applies none to files) and to what one
+ * frame can carry (files of some link types hold larger packets); its wire
+ * length stays. A packet that would overflow the batch's frame flushes it first.
+ */
 void frame_packet(epcapd_t *st, const struct pcap_pkthdr *h, const u_char *data)
 {
     msgpack_packer *pk = &st->batch_pk;
-    uint32_t nsec = (uint32_t)h->ts.tv_usec;
+    int64_t sec = (int64_t)h->ts.tv_sec;
+    uint64_t frac = (uint64_t)(uint32_t)h->ts.tv_usec;
+    uint32_t caplen = h->caplen;
 
     if (st->precision == PCAP_TSTAMP_PRECISION_MICRO)
-        nsec *= 1000;
+        frac *= 1000;
+    sec += (int64_t)(frac / 1000000000);
+    frac %= 1000000000;
+    if (st->snaplen > 0 && caplen > (uint32_t)st->snaplen)
+        caplen = (uint32_t)st->snaplen;
+    if (caplen > EPCAPD_MAX_CAPLEN)
+        caplen = EPCAPD_MAX_CAPLEN;
+    if (st->batch.size + caplen + 64 > EPCAPD_MAX_FRAME - 64)
+        frame_flush(st);
+
     msgpack_pack_array(pk, 4);
-    msgpack_pack_int64(pk, (int64_t)h->ts.tv_sec);
-    msgpack_pack_uint32(pk, nsec);
+    msgpack_pack_int64(pk, sec);
+    msgpack_pack_uint32(pk, (uint32_t)frac);
     msgpack_pack_uint32(pk, h->len);
-    msgpack_pack_bin(pk, h->caplen);
-    msgpack_pack_bin_body(pk, data, h->caplen);
+    msgpack_pack_bin(pk, caplen);
+    msgpack_pack_bin_body(pk, data, caplen);
     st->batch_count++;
 
     if (st->batch.size >= EPCAPD_BATCH_BYTES)
@@ -139,11 +157,12 @@ void frame_ready(epcapd_t *st)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
-    gid_t groups[64];
-    int ngroups = getgroups(64, groups);
+    int ngroups = getgroups(0, NULL);
+    gid_t *groups = calloc(ngroups > 0 ? (size_t)ngroups : 1, sizeof(gid_t));
     int i;
 
-    if (ngroups < 0)
+    if (ngroups < 0 || groups == NULL ||
+        (ngroups = getgroups(ngroups, groups)) < 0)
         die("getgroups", errno, 0, "getgroups: %s", strerror(errno));
 
     msgpack_sbuffer_init(&sb);
@@ -160,7 +179,9 @@ void frame_ready(epcapd_t *st)
     pack_key(&pk, "datalink_name");
     pack_str(&pk, pcap_datalink_val_to_name(st->datalink));
     pack_key(&pk, "snaplen");
-    msgpack_pack_int(&pk, pcap_snapshot(st->pcap));
+    msgpack_pack_int(&pk, st->snaplen > 0 && st->snaplen < pcap_snapshot(st->pcap)
+                              ? st->snaplen
+                              : pcap_snapshot(st->pcap));
     pack_key(&pk, "precision");
     pack_str(&pk, st->precision == PCAP_TSTAMP_PRECISION_NANO ? "nano" : "micro");
     pack_key(&pk, "interface");
@@ -177,6 +198,7 @@ void frame_ready(epcapd_t *st)
     msgpack_pack_array(&pk, (size_t)ngroups);
     for (i = 0; i < ngroups; i++)
         msgpack_pack_uint32(&pk, groups[i]);
+    free(groups);
     pack_key(&pk, "chroot");
     pack_str(&pk, st->root[0] != '\0' ? st->root : NULL);
     pack_key(&pk, "sandbox");
@@ -312,8 +334,11 @@ void die(const char *op, int errnum, int pcap_code, const char *fmt, ...)
     (void)vsnprintf(message, sizeof(message), fmt, ap);
     va_end(ap);
 
-    if (state != NULL)
-        frame_flush(state);
+    if (state != NULL) {
+        epcapd_t *st = state;
+        state = NULL; /* a failure while flushing must not flush again */
+        frame_flush(st);
+    }
 
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);

@@ -99,7 +99,6 @@ void options_parse(epcapd_t *st, int argc, char *argv[])
 
     st->cluster_id = -1;
 
-    st->snaplen = EPCAPD_MAX_SNAPLEN;
     st->timeout = TIMEOUT_IMMEDIATE;
     st->direction = PCAP_D_INOUT;
     st->precision = PCAP_TSTAMP_PRECISION_NANO;

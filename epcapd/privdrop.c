@@ -19,28 +19,51 @@
 
 #include "epcapd.h"
 
-#define MAX_GROUPS 256
-
-/* The user who asked: the real uid, or sudo's caller when run by sudo. */
-static uid_t invoker_uid(gid_t *gid)
+static unsigned long parse_id(const char *name, const char *s)
 {
-    const char *su = getenv("SUDO_UID");
-    const char *sg = getenv("SUDO_GID");
     char *end = NULL;
-    unsigned long u, g;
+    unsigned long v;
+
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v > UINT_MAX)
+        die("privilege", 0, 0, "%s: not an id: '%s'", name, s);
+    return v;
+}
+
+/*
+ * The user who asked: the real uid; or, when the real uid is root, the
+ * caller that sudo (SUDO_UID/SUDO_GID), pkexec (PKEXEC_UID) or doas
+ * (DOAS_USER) names. These variables are trusted only from a real-root
+ * process: no one else can run the helper with a real uid of 0. Other ways
+ * to become root must set SUDO_UID and SUDO_GID, or the caller counts as root.
+ */
+uid_t privdrop_invoker(gid_t *gid)
+{
+    const char *sudo_uid = getenv("SUDO_UID");
+    const char *sudo_gid = getenv("SUDO_GID");
+    const char *pkexec_uid = getenv("PKEXEC_UID");
+    const char *doas_user = getenv("DOAS_USER");
+    struct passwd *pw = NULL;
 
     *gid = getgid();
-    if (getuid() != 0 || su == NULL || sg == NULL)
+    if (getuid() != 0)
         return getuid();
-    errno = 0;
-    u = strtoul(su, &end, 10);
-    if (errno != 0 || *end != '\0' || u > UINT_MAX)
-        die("privilege", 0, 0, "SUDO_UID: not a uid: '%s'", su);
-    g = strtoul(sg, &end, 10);
-    if (errno != 0 || *end != '\0' || g > UINT_MAX)
-        die("privilege", 0, 0, "SUDO_GID: not a gid: '%s'", sg);
-    *gid = (gid_t)g;
-    return (uid_t)u;
+    if (sudo_uid != NULL && sudo_gid != NULL) {
+        *gid = (gid_t)parse_id("SUDO_GID", sudo_gid);
+        return (uid_t)parse_id("SUDO_UID", sudo_uid);
+    }
+    if (pkexec_uid != NULL)
+        pw = getpwuid((uid_t)parse_id("PKEXEC_UID", pkexec_uid));
+    else if (doas_user != NULL)
+        pw = getpwnam(doas_user);
+    else
+        return 0;
+    if (pw == NULL)
+        die("privilege", 0, 0, "the invoking user (%s) is unknown",
+            pkexec_uid != NULL ? "PKEXEC_UID" : "DOAS_USER");
+    *gid = pw->pw_gid;
+    return pw->pw_uid;
 }
 
 /* The default chroot: the root-owned, empty directory beside the binary. */
@@ -71,11 +94,13 @@ static void resolve_root(epcapd_t *st)
         default_root(path, sizeof(path));
     if (realpath(path, st->root) == NULL)
         die("chroot", errno, 0, "chroot directory %s: %s", path, strerror(errno));
-    if (stat(st->root, &sb) != 0)
+    /* Check and later enter the directory through one descriptor: a path
+     * swapped in between cannot substitute another directory. */
+    st->root_fd = open(st->root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (st->root_fd < 0)
         die("chroot", errno, 0, "chroot directory %s: %s", st->root, strerror(errno));
-    if (!S_ISDIR(sb.st_mode))
-        die("chroot", ENOTDIR, 0, "chroot directory %s: %s", st->root,
-            strerror(ENOTDIR));
+    if (fstat(st->root_fd, &sb) != 0)
+        die("chroot", errno, 0, "chroot directory %s: %s", st->root, strerror(errno));
     if (sb.st_uid != 0 || (sb.st_mode & (S_IWGRP | S_IWOTH)) != 0)
         die("chroot", 0, 0,
             "chroot directory %s must be owned by root and writable by no one else",
@@ -169,10 +194,14 @@ void privdrop_prepare(epcapd_t *st)
             die("getgrnam", errno, 0, "unknown group '%s'", st->group);
         st->gid = gr->gr_gid;
     }
-    if ((st->uid == 0 || st->gid == 0) && invoker_uid(&igid) != 0)
+    if ((st->uid == 0 || st->gid == 0) && privdrop_invoker(&igid) != 0)
         die("privilege", EPERM, 0,
             "refusing to run as uid %u gid %u: the invoking user is not root",
             (unsigned)st->uid, (unsigned)st->gid);
+    if (st->buffer > EPCAPD_MAX_USER_BUFFER && privdrop_invoker(&igid) != 0)
+        die("privilege", EPERM, 0,
+            "a buffer above %d bytes pins kernel memory: only root may ask for it",
+            EPCAPD_MAX_USER_BUFFER);
     resolve_root(st);
 }
 
@@ -185,17 +214,23 @@ static void check(int rc, const char *op)
 /* Open path read-only with the rights of the user who invoked the helper. */
 int privdrop_open_as_invoker(const char *path)
 {
-    gid_t saved[MAX_GROUPS], groups[MAX_GROUPS];
-    int nsaved, ngroups = MAX_GROUPS;
+    long max = sysconf(_SC_NGROUPS_MAX) + 1;
+    gid_t *saved, *groups;
+    int nsaved, ngroups;
     gid_t gid;
-    uid_t uid = invoker_uid(&gid);
+    uid_t uid = privdrop_invoker(&gid);
     struct passwd *pw;
     int fd, err;
 
     if (geteuid() != 0 || uid == 0)
         return open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 
-    nsaved = getgroups(MAX_GROUPS, saved);
+    saved = calloc((size_t)max, sizeof(gid_t));
+    groups = calloc((size_t)max, sizeof(gid_t));
+    if (saved == NULL || groups == NULL)
+        die("calloc", errno, 0, "out of memory");
+    ngroups = (int)max;
+    nsaved = getgroups((int)max, saved);
     if (nsaved < 0)
         die("getgroups", errno, 0, "getgroups: %s", strerror(errno));
     if (getuid() != 0) {
@@ -215,6 +250,8 @@ int privdrop_open_as_invoker(const char *path)
     check(seteuid(0), "seteuid");
     check(setegid(getgid()), "setegid");
     check(setgroups((size_t)nsaved, saved), "setgroups");
+    free(saved);
+    free(groups);
     errno = err;
     return fd;
 }
@@ -240,8 +277,10 @@ static void verify(const epcapd_t *st)
 void privdrop(epcapd_t *st)
 {
     if (st->privileged) {
-        check(chroot(st->root), "chroot");
+        check(fchdir(st->root_fd), "fchdir");
+        check(chroot("."), "chroot");
         check(chdir("/"), "chdir");
+        check(close(st->root_fd), "close");
         check(setgroups(0, NULL), "setgroups");
         check(setresgid(st->gid, st->gid, st->gid), "setresgid");
         check(setresuid(st->uid, st->uid, st->uid), "setresuid");

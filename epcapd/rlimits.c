@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "epcapd.h"
 
@@ -19,6 +21,14 @@ static void limit(int resource, rlim_t value, const char *name)
         die("setrlimit", errno, 0, "setrlimit(%s): %s", name, strerror(errno));
 }
 
+/* Run by hand with stdout redirected to a file, the helper must write it. */
+static int stdout_is_file(void)
+{
+    struct stat sb;
+
+    return fstat(STDOUT_FILENO, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
 void rlimits_apply(void)
 {
     int fd, highest = 2;
@@ -28,6 +38,7 @@ void rlimits_apply(void)
             highest = fd;
     limit(RLIMIT_NOFILE, (rlim_t)highest + 1, "RLIMIT_NOFILE");
     limit(RLIMIT_NPROC, 0, "RLIMIT_NPROC");
-    limit(RLIMIT_FSIZE, 0, "RLIMIT_FSIZE");
+    if (!stdout_is_file())
+        limit(RLIMIT_FSIZE, 0, "RLIMIT_FSIZE");
     limit(RLIMIT_CORE, 0, "RLIMIT_CORE");
 }

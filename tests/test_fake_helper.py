@@ -193,3 +193,27 @@ def test_abandoned_capture_is_reaped(fake) -> None:  # type: ignore[no-untyped-d
     while not gone(pidfile) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert gone(pidfile)
+
+
+def test_a_protocol_error_mid_stream_keeps_earlier_packets_and_ends_the_helper(fake) -> None:  # type: ignore[no-untyped-def]
+    script, pidfile = fake(
+        "send(READY)\n"
+        "body = msgpack.packb(PKTS, use_bin_type=True)\n"
+        "sys.stdout.buffer.write(struct.pack('>I', len(body)) + body + struct.pack('>I', 0))\n"
+        "sys.stdout.buffer.flush(); time.sleep(30)\n"
+    )
+    got = []
+    with start_fake(script) as cap, pytest.raises(epcap.ProtocolError, match="out of range"):
+        got.extend(cap)
+    assert len(got) == 2
+    assert gone(pidfile)
+
+
+def test_stats_after_the_end_are_the_final_ones(fake) -> None:  # type: ignore[no-untyped-def]
+    script, pidfile = fake('send(READY); send(PKTS); send(["eof", {"packets": 2}])\n')
+    with start_fake(script) as cap:
+        assert len(list(cap)) == 2
+        assert cap.stats() == {"packets": 2}
+        with pytest.raises(ValueError, match=r"ended|closed"):
+            cap.set_filter("udp")
+    assert gone(pidfile)

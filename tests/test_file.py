@@ -137,3 +137,37 @@ def test_shared_captures_equal_libpcap(captures: list[Path]) -> None:
             assert records(cap) == expected, path.name
         total += len(expected[1])
     assert total > 0
+
+
+def test_packets_larger_than_a_frame_are_cut_to_fit(tmp_path: Path) -> None:
+    # DLT_DBUS files may hold packets up to 128 MiB; a frame carries 1 MiB.
+    path = tmp_path / "dbus.pcap"
+    big = os.urandom(2_000_000)
+    recs = [(pf.SAMPLE_EPOCH_NS, 100, b"a" * 100), (pf.SAMPLE_EPOCH_NS + 1000, len(big), big)]
+    pf.write_pcap(path, recs, linktype=231, snaplen=128 << 20)
+    assert pf.libpcap_read(path)[1] == recs  # libpcap hands over the whole packet
+    with start_file(path) as cap:
+        small, cut = list(cap)
+    assert small.data == b"a" * 100
+    assert cut.length == len(big)
+    assert cut.data == big[: len(cut.data)]
+    assert len(cut.data) == (1 << 20) - 1024
+
+
+def test_a_microsecond_fraction_over_one_second_is_normalised(tmp_path: Path) -> None:
+    path = tmp_path / "usec.pcap"
+    good = pf.pcap_bytes([(10**18, 4, b"abcd")], linktype=pf.LINKTYPE_ETHERNET)
+    # Patch the record's microseconds (after the 24-byte header and 4-byte seconds).
+    path.write_bytes(good[:28] + (5_000_000).to_bytes(4, "little") + good[32:])
+    with start_file(path, precision="micro") as cap:
+        (pkt,) = list(cap)
+    assert pkt.time == (10**18 // 10**9 + 5) * 10**9
+
+
+def test_snaplen_cuts_file_packets_too(tmp_path: Path) -> None:
+    path = tmp_path / "cut.pcap"
+    pf.write_pcap(path, MIXED, linktype=pf.LINKTYPE_ETHERNET, nano=True)
+    with start_file(path, snaplen=20) as cap:
+        pkts = list(cap)
+        assert cap.snaplen == 20
+    assert [(p.length, p.data) for p in pkts] == [(length, data[:20]) for _, length, data in MIXED]

@@ -54,15 +54,19 @@ def test_1000_datagrams_exactly(udp_port: int) -> None:
     port = udp_port
     payloads = [struct.pack(">I", i) + os.urandom(i % 700) for i in range(1000)]
     with live(port) as cap, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        got: list[epcap.Packet] = []
+        reader = threading.Thread(target=lambda: got.extend(take(cap, 1000)))
+        reader.start()  # read while sending, as a capture is meant to be used
         for i, payload in enumerate(payloads):
             tx.sendto(payload, ("127.0.0.1", port))
-            if i % 50 == 49:
-                time.sleep(0.01)
-        got = take(cap, 1000)
+            if i % 20 == 19:
+                time.sleep(0.002)
+        reader.join()
         # Nothing beyond the 1000 arrives: stop, and what is left must be empty.
         cap.stop()
         assert list(cap) == []
         assert cap.final_stats is not None and cap.final_stats["packets"] == 1000
+        assert cap.final_stats["dropped"] == 0
     assert len(got) == 1000
     assert [p.data[UDP_OVERHEAD:] for p in got] == payloads
     assert [p.length for p in got] == [UDP_OVERHEAD + len(p) for p in payloads]

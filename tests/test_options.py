@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -9,8 +10,6 @@ import pytest
 
 import epcap
 from epcap._options import Options
-
-from conftest import helper_pids
 
 
 def test_defaults_make_a_minimal_argv() -> None:
@@ -110,12 +109,14 @@ BAD: list[tuple[dict[str, Any], type[Exception], str]] = [
 
 @pytest.mark.parametrize("kwargs, exc, match", BAD)
 def test_bad_values_are_refused_before_spawning(
-    kwargs: dict[str, Any], exc: type[Exception], match: str
+    kwargs: dict[str, Any], exc: type[Exception], match: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = helper_pids()
+    def no_spawn(*args: object, **kw: object) -> None:
+        raise AssertionError("a process was spawned for invalid options")
+
+    monkeypatch.setattr(subprocess, "Popen", no_spawn)
     with pytest.raises(exc, match=match):
         epcap.start(**kwargs)
-    assert helper_pids() == before
 
 
 def test_unknown_option_is_a_type_error() -> None:

@@ -82,10 +82,13 @@ def installs(user: pwd.struct_passwd) -> Iterator[dict[str, Path]]:
 class AsUser:
     """The driver running as the unprivileged user, one JSON line at a time."""
 
-    def __init__(self, user: pwd.struct_passwd, options: dict[str, Any], path: str) -> None:
+    def __init__(
+        self, user: pwd.struct_passwd, options: dict[str, Any], path: str, groups: str
+    ) -> None:
         env = {"PATH": path, "HOME": "/", "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"}
+        grouping = f"--groups={groups}" if groups else "--init-groups"
         self.proc = subprocess.Popen(
-            [SETPRIV, f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups",
+            [SETPRIV, f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", grouping,
              sys.executable, str(DRIVER), json.dumps(options)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd="/",
         )  # fmt: skip
@@ -106,10 +109,11 @@ class AsUser:
 
 
 def run_as(
-    account: pwd.struct_passwd, /, path: str = "/usr/bin:/bin", **options: Any
+    account: pwd.struct_passwd, /, path: str = "/usr/bin:/bin", groups: str = "", **options: Any
 ) -> tuple[AsUser, dict[str, Any]]:
-    """Start the driver as `account` with epcap `options`; return its first event."""
-    driver = AsUser(account, options, path)
+    """Start the driver as `account` (with its groups, or the gids listed in
+    `groups`) and epcap `options`; return its first event."""
+    driver = AsUser(account, options, path, groups)
     event = driver.next()
     if event["event"] == "error":
         assert driver.proc.wait(10) == 0  # the driver ends after reporting; reap it
@@ -256,3 +260,18 @@ def test_the_sandbox_bites(call: str, expected: str, monkeypatch: pytest.MonkeyP
     else:
         assert isinstance(info.value, epcap.HelperExitedError)
         assert info.value.returncode == -31  # SIGSYS
+
+
+@pytest.mark.parametrize("mode", ["setuid", "none"])
+def test_a_user_in_many_groups(
+    mode: str,
+    user: pwd.struct_passwd,
+    installs: dict[str, Path],
+    capture_files: tuple[Path, Path],
+) -> None:
+    public, _ = capture_files
+    many = ",".join(str(g) for g in range(20000, 20100))  # 100 supplementary groups
+    driver, ready = run_as(user, groups=many, file=str(public), **mode_options(mode, installs))
+    assert ready["event"] == "ready", ready
+    assert len(driver.next()["packets"]) == 15
+    driver.finish()

@@ -68,18 +68,37 @@ def session_packets() -> list[epcap.Packet]:
     return Session().receive(READY + PACKETS)[1]  # type: ignore[return-value]
 
 
+def violation(session: Session, data: bytes, match: str = "") -> list[Any]:
+    """Feed data that breaks the protocol: the last event must be the
+    ProtocolError (matching `match`), and the session over. Returns the
+    events before it."""
+    events = session.receive(data)
+    assert isinstance(events[-1], epcap.ProtocolError), events
+    assert match in str(events[-1])
+    assert session.state == "ended"
+    assert isinstance(session.receive(READY)[-1], epcap.ProtocolError)  # and it stays broken
+    return events[:-1]
+
+
 @pytest.mark.parametrize("length", [0, MAX_FRAME + 1, 0xFFFFFFFF])
 def test_out_of_range_lengths_are_refused_before_the_body(length: int) -> None:
-    with pytest.raises(epcap.ProtocolError, match="out of range"):
-        FrameDecoder().feed(struct.pack(">I", length))
+    values, error = FrameDecoder().feed(struct.pack(">I", length))
+    assert values == [] and error is not None and "out of range" in str(error)
+
+
+def test_frames_before_a_violation_are_kept() -> None:
+    session = Session()
+    before = violation(session, READY + PACKETS + struct.pack(">I", 0), "out of range")
+    assert [type(e) for e in before] == [Ready, list]
+    assert len(before[1]) == 2
 
 
 def test_the_maximum_frame_is_accepted() -> None:
     data = b"z" * (MAX_FRAME - 32)
     body = msgpack.packb(["packets", 1, [[0, 0, len(data), data]]], use_bin_type=True)
     assert len(body) <= MAX_FRAME
-    values = FrameDecoder().feed(struct.pack(">I", len(body)) + body)
-    assert values[0][2][0][3] == data
+    values, error = FrameDecoder().feed(struct.pack(">I", len(body)) + body)
+    assert error is None and values[0][2][0][3] == data
 
 
 @pytest.mark.parametrize(
@@ -95,8 +114,7 @@ def test_the_maximum_frame_is_accepted() -> None:
     ],
 )
 def test_bad_first_messages(value: Any, match: str) -> None:
-    with pytest.raises(epcap.ProtocolError, match=match):
-        Session().receive(frame(value))
+    assert violation(Session(), frame(value), match) == []
 
 
 @pytest.mark.parametrize(
@@ -106,6 +124,11 @@ def test_bad_first_messages(value: Any, match: str) -> None:
         ["packets", 1, [[1, 2, 3, "text, not bytes"]]],
         ["packets", 1, [[1.5, 2, 3, b"x"]]],
         ["packets", 1, [["1", 2, 3, b"x"]]],
+        ["packets", 1, [["a" * 64, 2, 3, b"x"]]],
+        ["packets", 1, [[(1, 2), 2, 3, b"x"]]],
+        ["packets", 1, [[1, 10**9, 3, b"x"]]],
+        ["packets", 1, [[1, -1, 3, b"x"]]],
+        ["packets", 1, [[1, 2, "3", b"x"]]],
         ["packets", "1", [[1, 2, 3, b"x"]]],
         ["packets", 1, 5],
         ["packets", 1],
@@ -117,20 +140,18 @@ def test_bad_first_messages(value: Any, match: str) -> None:
 def test_bad_running_messages(value: Any) -> None:
     session = Session()
     session.receive(READY)
-    with pytest.raises(epcap.ProtocolError):
-        session.receive(frame(value))
+    assert violation(session, frame(value)) == []
 
 
 def test_nothing_may_follow_eof() -> None:
-    with pytest.raises(epcap.ProtocolError, match="after the end"):
-        Session().receive(READY + EOF + PACKETS)
+    before = violation(Session(), READY + EOF + PACKETS, "after the end")
+    assert [type(e) for e in before] == [Ready, End]
 
 
-def test_a_stream_that_ends_inside_a_frame_is_an_error() -> None:
+def test_a_stream_that_ends_inside_a_frame_is_not_a_proper_end() -> None:
     session = Session()
-    session.receive(READY + PACKETS[:-1])
-    with pytest.raises(epcap.ProtocolError, match="inside a frame"):
-        session.end_of_stream()
+    session.receive(READY + PACKETS + EOF[:-1])
+    assert session.end_of_stream() is False
 
 
 def test_a_stream_that_ends_before_eof_is_not_a_proper_end() -> None:
@@ -143,18 +164,15 @@ def test_malformed_msgpack_and_trailing_bytes() -> None:
     for body in (b"\xc1", b"\x92\x01", msgpack.packb(["eof", {}]) + b"\x00"):
         session = Session()
         session.receive(READY)
-        with pytest.raises(epcap.ProtocolError):
-            session.receive(struct.pack(">I", len(body)) + body)
+        assert violation(session, struct.pack(">I", len(body)) + body, "malformed") == []
 
 
 @given(st.binary(max_size=200))
-def test_arbitrary_bytes_raise_protocol_error_or_nothing(data: bytes) -> None:
-    session = Session()
-    try:
-        events = session.receive(data)
-    except epcap.ProtocolError:
-        return
-    assert all(isinstance(e, (Ready, epcap.CaptureError)) for e in events)
+def test_arbitrary_bytes_give_events_or_a_protocol_error(data: bytes) -> None:
+    events = Session().receive(data)
+    kinds = (Ready, epcap.CaptureError, epcap.ProtocolError)
+    assert all(isinstance(e, kinds) for e in events)
+    assert not any(isinstance(e, epcap.ProtocolError) for e in events[:-1])
 
 
 def test_error_frames_map_to_their_exceptions() -> None:

@@ -255,6 +255,8 @@ class Capture:
         stdin = self._proc.stdin
         if self._closed or stdin is None or stdin.closed:
             raise ValueError("the capture is closed or stopping")
+        if self._session.state == "ended":
+            raise ValueError("the capture has ended")
         try:
             stdin.write(encode(command, *args))
         except BrokenPipeError:
@@ -266,6 +268,7 @@ class Capture:
             last = self._queue[-1] if self._queue else None
             if isinstance(last, EpcapError):
                 self._queue.pop()
+                self._shutdown(wait=STOP_TIMEOUT)
                 raise last
         answer = self._replies.popleft()
         if answer.command != command:
@@ -278,7 +281,10 @@ class Capture:
         """The helper's counters now: ``packets`` it delivered and ``delayed``
         (frames that waited for this process to read); live, also libpcap's
         ``received``, ``dropped`` (by the kernel) and ``if_dropped`` (by the
-        interface), all 64-bit totals that survive libpcap's 32-bit wrap."""
+        interface), all 64-bit totals that survive libpcap's 32-bit wrap.
+        Once the capture ended, its final statistics."""
+        if self._session.state == "ended" and self.final_stats is not None:
+            return self.final_stats
         value = self._command("stats")
         if not isinstance(value, dict):
             raise ProtocolError("malformed stats reply")
@@ -323,8 +329,8 @@ class Capture:
         self.stop()
         deadline = time.monotonic() + wait
         try:
-            while not self._eof and self._fill(deadline - time.monotonic()):
-                pass  # packets are dropped with the queue; eof brings the final stats
+            while not self._eof and time.monotonic() < deadline:
+                self._fill(deadline - time.monotonic())  # the eof frame brings final stats
         except (EpcapError, OSError):
             pass  # the helper's last words do not matter to a closing client
         self._queue.clear()

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgpack
 
-from ._errors import CaptureError, ProtocolError, error_from_report
+from ._errors import CaptureError, EpcapError, ProtocolError, error_from_report
 from ._packet import Packet
 
 VERSION = 1
@@ -65,8 +65,10 @@ class End:
     stats: Mapping[str, int]
 
 
-Event = Ready | list[Packet] | Stats | Reply | Refused | End | CaptureError
-"""What :meth:`Session.receive` returns: a batch of packets is a plain list."""
+Event = Ready | list[Packet] | Stats | Reply | Refused | End | EpcapError
+"""What :meth:`Session.receive` returns: a batch of packets is a plain list;
+the helper's error is a :class:`CaptureError`, and a broken protocol a
+:class:`ProtocolError` that ends the list."""
 
 
 def encode(*message: object) -> bytes:
@@ -82,18 +84,23 @@ class FrameDecoder:
 
     A length of 0 or above :data:`MAX_FRAME` is refused as soon as its 4 bytes
     are in, so the buffer never holds more than one frame plus one read.
+    After an error the decoder is broken and decodes nothing more.
     """
 
     def __init__(self) -> None:
         self._buf = bytearray()
+        self._error: ProtocolError | None = None
 
     @property
     def buffered(self) -> int:
         """Bytes held: the start of a frame not yet complete."""
         return len(self._buf)
 
-    def feed(self, data: bytes) -> list[Any]:
-        """Add bytes; return the values of the frames they complete."""
+    def feed(self, data: bytes) -> tuple[list[Any], ProtocolError | None]:
+        """Add bytes; return the values of the frames they complete, and the
+        error that stopped decoding, if any (the values before it stand)."""
+        if self._error is not None:
+            return [], self._error
         buf = self._buf
         buf += data
         values: list[Any] = []
@@ -101,38 +108,42 @@ class FrameDecoder:
         while end - pos >= 4:
             (length,) = _PREFIX.unpack_from(buf, pos)
             if not 0 < length <= MAX_FRAME:
-                raise ProtocolError(f"frame length {length} out of range 1..{MAX_FRAME}")
+                return values, self._fail(f"frame length {length} out of range 1..{MAX_FRAME}")
             if end - pos - 4 < length:
                 break
-            with memoryview(buf) as view:
-                body = view[pos + 4 : pos + 4 + length]
-                try:
+            try:
+                with memoryview(buf) as view, view[pos + 4 : pos + 4 + length] as body:
                     values.append(
                         msgpack.unpackb(body, raw=False, use_list=False, unicode_errors="replace")
                     )
-                except Exception as exc:  # msgpack raises several unrelated types
-                    raise ProtocolError(f"malformed frame: {exc!r}") from None
-                finally:
-                    body.release()
+            except Exception as exc:  # msgpack raises several unrelated types
+                return values, self._fail(f"malformed frame: {exc!r}")
             pos += 4 + length
         if pos:
             del buf[:pos]
-        return values
+        return values, None
+
+    def _fail(self, message: str) -> ProtocolError:
+        self._error = ProtocolError(message)
+        self._buf.clear()
+        return self._error
 
 
 def _batch(message: tuple[Any, ...]) -> list[Packet]:
+    # `x | 0` raises TypeError for anything but an int before any arithmetic
+    # (so "1" * 10**9 is never built); the filter drops what is not bytes or
+    # a nanosecond count, and a shorter result is the error.
     try:
         _, dlt, items = message
         packets = [
-            _new_packet(Packet, (dlt, sec * _NS + nsec, length, data))
+            _new_packet(Packet, (dlt | 0, (sec | 0) * _NS + nsec, length | 0, data))
             for sec, nsec, length, data in items
+            if type(data) is bytes and 0 <= (nsec | 0) < _NS
         ]
     except (TypeError, ValueError) as exc:
         raise ProtocolError(f"malformed packets frame: {exc}") from None
-    if type(dlt) is not int or not all(
-        type(p[1]) is int and type(p[2]) is int and type(p[3]) is bytes for p in packets
-    ):
-        raise ProtocolError("malformed packets frame: wrong field types")
+    if len(packets) != len(items):
+        raise ProtocolError("malformed packets frame: a field has the wrong type or range")
     return packets
 
 
@@ -157,14 +168,25 @@ class Session:
         self.settings: Mapping[str, Any] = {}
 
     def receive(self, data: bytes) -> list[Event]:
-        """Feed bytes from the helper; return the events they complete."""
-        return [self._event(value) for value in self._decoder.feed(data)]
+        """Feed bytes from the helper; return the events they complete, in
+        order. A protocol violation is a :class:`ProtocolError` event, the
+        last one: the events before it stand, and the session is over."""
+        values, error = self._decoder.feed(data)
+        events: list[Event] = []
+        try:
+            for value in values:
+                events.append(self._event(value))
+        except ProtocolError as exc:
+            error = exc
+        if error is not None:
+            self.state = "ended"
+            events.append(error)
+        return events
 
     def end_of_stream(self) -> bool:
-        """The helper's stdout closed; True if that was after a proper end."""
-        if self._decoder.buffered:
-            raise ProtocolError(f"stream ended inside a frame ({self._decoder.buffered} bytes)")
-        return self.state == "ended"
+        """The helper's stdout closed; True if that was after a proper end
+        (not before ``eof`` or ``error``, nor inside a frame)."""
+        return self.state == "ended" and not self._decoder.buffered
 
     def _event(self, message: Any) -> Event:
         if not isinstance(message, tuple) or not message or not isinstance(message[0], str):

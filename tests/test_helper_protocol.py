@@ -1,0 +1,98 @@
+"""The real helper's side of the protocol, driven over its pipes: every
+malformed command is an `error` frame with op "protocol" and exit status 1;
+good commands are answered in order."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+from typing import Any
+
+import msgpack
+import pytest
+
+from conftest import HELPER
+
+pytestmark = pytest.mark.root
+
+
+def frame(value: Any) -> bytes:
+    body = msgpack.packb(value, use_bin_type=True)
+    return struct.pack(">I", len(body)) + body
+
+
+class Raw:
+    """The helper on lo with a quiet filter, spoken to byte by byte."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [str(HELPER), "-i", "lo", "--", "udp port 9"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )  # fmt: skip
+        assert self.read()[0] == "ready"
+
+    def read(self) -> Any:
+        assert self.proc.stdout is not None
+        (length,) = struct.unpack(">I", self.proc.stdout.read(4))
+        return msgpack.unpackb(self.proc.stdout.read(length))
+
+    def write(self, data: bytes) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+
+BAD = [
+    pytest.param(struct.pack(">I", 0), "length 0 out of range", id="zero-length"),
+    pytest.param(struct.pack(">I", (1 << 20) + 1), "out of range", id="oversize-length"),
+    pytest.param(struct.pack(">I", 0xFFFFFFFF), "out of range", id="huge-length"),
+    pytest.param(struct.pack(">I", 8) + msgpack.packb(["stats"]) + b"\x00", "not exactly one",
+                 id="trailing-byte"),
+    pytest.param(frame({"stats": 1}), "array led by a string", id="map"),
+    pytest.param(frame([]), "array led by a string", id="empty-array"),
+    pytest.param(frame([b"stats"]), "array led by a string", id="bin-tag"),
+    pytest.param(frame(["nosuch"]), "unknown command 'nosuch'", id="unknown"),
+    pytest.param(frame(["stats", 1]), "expected 0 arguments", id="extra-arg"),
+    pytest.param(frame(["filter"]), "expected 1 arguments", id="missing-arg"),
+    pytest.param(frame(["filter", 5]), "expected a string", id="filter-int"),
+    pytest.param(frame(["send", "text"]), "expected bytes", id="send-str"),
+    pytest.param(struct.pack(">I", 5) + b"\xdd\xff\xff\xff\xff", "not exactly one",
+                 id="array32-claims-4G"),
+    pytest.param(struct.pack(">I", 4000) + b"\x91" * 4000, "not exactly one", id="deep-nesting"),
+    pytest.param(frame([None] * 100000), "array led by a string", id="100k-nils"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("data, message", BAD)
+def test_malformed_commands_are_fatal_protocol_errors(data: bytes, message: str) -> None:
+    raw = Raw()
+    raw.write(data)
+    tag, report = raw.read()
+    assert tag == "error"
+    assert report["op"] == "protocol"
+    assert message in report["message"]
+    assert raw.proc.wait(5) == 1
+
+
+def test_stdin_closed_inside_a_frame() -> None:
+    raw = Raw()
+    raw.write(frame(["stats"])[:5])
+    assert raw.proc.stdin is not None
+    raw.proc.stdin.close()
+    tag, report = raw.read()
+    assert (tag, report["op"]) == ("error", "protocol")
+    assert "inside a frame" in report["message"]
+    assert raw.proc.wait(5) == 1
+
+
+def test_commands_are_answered_in_order_and_eof_ends_cleanly() -> None:
+    raw = Raw()
+    raw.write(frame(["stats"]) + frame(["filter", "udp port 10"]) + frame(["send", b"x" * 60]))
+    assert raw.read()[:2] == ["reply", "stats"]
+    assert raw.read() == ["reply", "filter", None]
+    tag, command, report = raw.read()
+    assert (tag, command, report["errno"]) == ("refused", "send", "EPERM")
+    assert raw.proc.stdin is not None
+    raw.proc.stdin.close()
+    assert raw.read()[0] == "eof"
+    assert raw.proc.wait(5) == 0
