@@ -23,6 +23,7 @@
 #define EPCAPD_BATCH_BYTES (256 * 1024) /* flush a batch at this size */
 #define EPCAPD_MAX_CAPLEN (EPCAPD_MAX_FRAME - 1024) /* one packet, with headroom */
 #define EPCAPD_MAX_USER_BUFFER (256 * 1024 * 1024) /* -B for non-root callers */
+#define EPCAPD_MAX_HEAP (256UL * 1024 * 1024) /* RLIMIT_DATA in the sandbox */
 #define EPCAPD_MAX_SNAPLEN 262144
 #define EPCAPD_DEFAULT_BUFFER (16 * 1024 * 1024) /* live ring, bytes */
 #define EPCAPD_MAX_WARNINGS 8

@@ -1,8 +1,11 @@
 /*
  * rlimits.c: resource limits after the privilege drop, shared by the
  * rlimit and seccomp sandboxes. No new processes, no file writes, no core
- * dumps, and no descriptor beyond those already open (poll() still needs
- * the open ones: RLIMIT_NOFILE is never 0).
+ * dumps, no descriptor beyond those already open (poll() still needs the
+ * open ones: RLIMIT_NOFILE is never 0), and a bounded heap: a command frame
+ * whose msgpack header claims billions of elements makes the unpacker's
+ * allocation fail (a protocol error) instead of taking the machine's memory.
+ * libpcap's ring is a shared mapping and does not count.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,4 +44,5 @@ void rlimits_apply(void)
     if (!stdout_is_file())
         limit(RLIMIT_FSIZE, 0, "RLIMIT_FSIZE");
     limit(RLIMIT_CORE, 0, "RLIMIT_CORE");
+    limit(RLIMIT_DATA, EPCAPD_MAX_HEAP, "RLIMIT_DATA");
 }
