@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import epcap
-from epcap import _capture
+from epcap import _core
 
 from conftest import zombie_children
 
@@ -120,11 +120,11 @@ def test_a_helper_killed_mid_stream_raises_helper_exited(fake) -> None:  # type:
 
 
 def test_silence_is_a_timeout_and_the_helper_is_killed(fake, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(_capture, "START_TIMEOUT", 0.5)
-    monkeypatch.setattr(_capture, "STOP_TIMEOUT", 0.5)
+    monkeypatch.setattr(_core, "START_TIMEOUT", 0.5)
+    monkeypatch.setattr(_core, "STOP_TIMEOUT", 0.5)
     script, pidfile = fake("signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)\n")
     t0 = time.monotonic()
-    with pytest.raises(epcap.ProtocolError, match="no 'ready'"):
+    with pytest.raises(epcap.ProtocolError, match="no 'ready' from the helper"):
         start_fake(script)
     assert time.monotonic() - t0 < 4  # ready timeout, stop timeout, SIGTERM ignored, SIGKILL
     assert gone(pidfile)

@@ -58,6 +58,8 @@ BAD = [
     pytest.param(frame(["send", "text"]), "expected bytes", id="send-str"),
     pytest.param(struct.pack(">I", 5) + b"\xdd\xff\xff\xff\xff", "not exactly one",
                  id="array32-claims-4G"),
+    pytest.param(struct.pack(">I", 5) + b"\xdd\x01\x00\x00\x00", "not exactly one",
+                 id="array32-claims-16M"),
     pytest.param(struct.pack(">I", 4000) + b"\x91" * 4000, "not exactly one", id="deep-nesting"),
     pytest.param(frame([None] * 100000), "array led by a string", id="100k-nils"),
 ]  # fmt: skip

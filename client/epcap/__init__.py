@@ -10,7 +10,9 @@ per capture, many at once::
             print(pkt.time, pkt.length, pkt.data[:14].hex())
 """
 
+from ._aio import AsyncCapture, start_async
 from ._capture import Capture, start
+from ._core import StartOptions
 from ._errors import (
     CaptureError,
     CaptureFileError,
@@ -27,6 +29,7 @@ from ._errors import (
 from ._packet import Packet
 
 __all__ = [
+    "AsyncCapture",
     "Capture",
     "CaptureError",
     "CaptureFileError",
@@ -40,6 +43,8 @@ __all__ = [
     "PrivilegeDropError",
     "ProtocolError",
     "SendError",
+    "StartOptions",
     "start",
+    "start_async",
 ]
 __version__ = "0.1.0"

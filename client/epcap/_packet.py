@@ -36,5 +36,5 @@ class Packet(NamedTuple):
     @property
     def datetime(self) -> _dt.datetime:
         """The time as an aware UTC :class:`datetime.datetime` (microseconds)."""
-        epoch = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+        epoch = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
         return epoch + _dt.timedelta(microseconds=self.time // 1000)

@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
 def summary(pkt_time: int, dlt_name: str, length: int, data: bytes) -> str:
     """One line: UTC time with nanoseconds, link type, lengths, first bytes."""
     sec, nsec = divmod(pkt_time, 1_000_000_000)
-    stamp = dt.datetime.fromtimestamp(sec, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    stamp = dt.datetime.fromtimestamp(sec, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
     head = data[:16].hex(" ")
     return f"{stamp}.{nsec:09d} {dlt_name} len {length} caplen {len(data)}: {head}"
 
