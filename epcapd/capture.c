@@ -212,7 +212,8 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *d
 /*
  * Hand everything libpcap holds to the batch, for at most max_rounds calls
  * of pcap_dispatch(), so that a flood cannot starve stdin. Returns the
- * number of packets read; 0 at the end of a file or of what is ready.
+ * number of packets read; 0 at the end of a file or of what is ready. The
+ * caller decides when the batch goes out (frame_packet() flushes a full one).
  */
 int capture_drain(epcapd_t *st, int max_rounds)
 {
@@ -226,6 +227,5 @@ int capture_drain(epcapd_t *st, int max_rounds)
             die("pcap_dispatch", 0, n, "%s", pcap_geterr(st->pcap));
         total += n;
     } while (n > 0 && --max_rounds > 0);
-    frame_flush(st);
     return total;
 }

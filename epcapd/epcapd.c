@@ -36,6 +36,15 @@ static void test_hook(void)
 static void test_hook(void) {}
 #endif
 
+/* A full pipe must not block the loop blindly: frame.c waits and counts. */
+static void stdout_nonblocking(void)
+{
+    int flags = fcntl(STDOUT_FILENO, F_GETFL);
+
+    if (flags < 0 || fcntl(STDOUT_FILENO, F_SETFL, flags | O_NONBLOCK) < 0)
+        die("fcntl", errno, 0, "stdout: %s", strerror(errno));
+}
+
 static void set_filter(epcapd_t *st)
 {
     const char *op, *err;
@@ -54,6 +63,7 @@ int main(int argc, char *argv[])
     (void)signal(SIGPIPE, SIG_IGN); /* a closed stdout is EPIPE: exit quietly */
     frame_init(&st);
     (void)fcntl(STDOUT_FILENO, F_SETPIPE_SZ, EPCAPD_MAX_FRAME);
+    stdout_nonblocking();
 
     options_parse(&st, argc, argv);
     privdrop_prepare(&st);

@@ -26,6 +26,7 @@
 #define EPCAPD_MAX_HEAP (256UL * 1024 * 1024) /* RLIMIT_DATA in the sandbox */
 #define EPCAPD_MAX_SNAPLEN 262144
 #define EPCAPD_DEFAULT_BUFFER (16 * 1024 * 1024) /* live ring, bytes */
+#define EPCAPD_DEFAULT_TIMEOUT 1 /* ms: TPACKET_V3 blocks, retired within 1 ms */
 #define EPCAPD_MAX_WARNINGS 8
 
 enum { TIMEOUT_IMMEDIATE = -1, TIMEOUT_NEVER = 0 };
@@ -72,7 +73,7 @@ typedef struct {
     uint64_t received;          /* ps_recv, summed across wraps */
     uint64_t dropped;           /* ps_drop */
     uint64_t if_dropped;        /* ps_ifdrop */
-    uint64_t delayed;           /* batches that waited for the client to read */
+    uint64_t delayed;           /* times the client was behind: stdout was full */
 
     /* output batch (frame.c) */
     msgpack_sbuffer batch;      /* packed packets, without the header */
@@ -111,6 +112,7 @@ void frame_ready(epcapd_t *st);
 void frame_packet(epcapd_t *st, const struct pcap_pkthdr *h,
                   const u_char *data);
 void frame_flush(epcapd_t *st);
+int frame_writable(void);
 void frame_stats(epcapd_t *st, const char *tag, const char *reply);
 void frame_reply(const char *command, long long value);
 void frame_refused(const char *command, const char *op, int errnum, int pcap_code,

@@ -6,8 +6,10 @@
  *   +---------------+----------------------------------------+
  *
  * Packets are packed as they arrive into one growing buffer (the batch
- * body); frame_flush() prefixes it with the frame length and the
- * ["packets", dlt, array(n)] header and writes all three with one writev().
+ * body), three values each (time, length, data), with no array of their
+ * own: the client turns a flat array into packets without a Python loop.
+ * frame_flush() prefixes the body with the frame length and the
+ * ["packets", dlt, array(3n)] header and writes all three with one writev().
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -23,13 +25,27 @@
 
 static epcapd_t *state; /* for die(): flush what was captured first */
 
+/*
+ * stdout is non-blocking (main): a full pipe means the client is behind.
+ * Count that once per frame as "delayed", then wait for room: the helper
+ * never drops what it captured.
+ */
 static void write_all(struct iovec *iov, int iovcnt)
 {
+    struct pollfd out = {STDOUT_FILENO, POLLOUT, 0};
+    int waited = 0;
+
     while (iovcnt > 0) {
         ssize_t n = writev(STDOUT_FILENO, iov, iovcnt);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
+            if (errno == EAGAIN) {
+                if (!waited++ && state != NULL)
+                    state->delayed++;
+                (void)poll(&out, 1, -1);
+                continue;
+            }
             /* EPIPE: the reader is gone, nobody is left to tell. */
             _exit(errno == EPIPE ? 0 : 1);
         }
@@ -111,9 +127,13 @@ void frame_packet(epcapd_t *st, const struct pcap_pkthdr *h, const u_char *data)
     if (st->batch.size + caplen + 64 > EPCAPD_MAX_FRAME - 64)
         frame_flush(st);
 
-    msgpack_pack_array(pk, 4);
-    msgpack_pack_int64(pk, sec);
-    msgpack_pack_uint32(pk, (uint32_t)frac);
+    if (sec >= 0 && (uint64_t)sec <= (UINT64_MAX - frac) / 1000000000) {
+        msgpack_pack_uint64(pk, (uint64_t)sec * 1000000000 + frac);
+    } else { /* beyond 2554 (or before 1970): too wide for 64 bits of ns */
+        msgpack_pack_array(pk, 2);
+        msgpack_pack_int64(pk, sec);
+        msgpack_pack_uint32(pk, (uint32_t)frac);
+    }
     msgpack_pack_uint32(pk, h->len);
     msgpack_pack_bin(pk, caplen);
     msgpack_pack_bin_body(pk, data, caplen);
@@ -123,7 +143,7 @@ void frame_packet(epcapd_t *st, const struct pcap_pkthdr *h, const u_char *data)
         frame_flush(st);
 }
 
-static int stdout_writable(void)
+int frame_writable(void)
 {
     struct pollfd out = {STDOUT_FILENO, POLLOUT, 0};
 
@@ -142,9 +162,7 @@ void frame_flush(epcapd_t *st)
     msgpack_pack_array(&pk, 3);
     pack_str(&pk, "packets");
     msgpack_pack_int(&pk, st->datalink);
-    msgpack_pack_array(&pk, st->batch_count);
-    if (!stdout_writable())
-        st->delayed++; /* the client is behind: this write will wait */
+    msgpack_pack_array(&pk, (size_t)st->batch_count * 3);
     write_frame(&head, &st->batch);
     msgpack_sbuffer_destroy(&head);
 
@@ -169,7 +187,7 @@ void frame_ready(epcapd_t *st)
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_array(&pk, 2);
     pack_str(&pk, "ready");
-    msgpack_pack_map(&pk, 16);
+    msgpack_pack_map(&pk, 17);
     pack_key(&pk, "version");
     msgpack_pack_int(&pk, EPCAPD_PROTOCOL_VERSION);
     pack_key(&pk, "pid");
@@ -184,6 +202,15 @@ void frame_ready(epcapd_t *st)
                               : pcap_snapshot(st->pcap));
     pack_key(&pk, "precision");
     pack_str(&pk, st->precision == PCAP_TSTAMP_PRECISION_NANO ? "nano" : "micro");
+    pack_key(&pk, "timeout");
+    if (st->file != NULL)
+        msgpack_pack_nil(&pk);
+    else if (st->timeout == TIMEOUT_IMMEDIATE)
+        pack_str(&pk, "immediate");
+    else if (st->timeout == TIMEOUT_NEVER)
+        pack_str(&pk, "never");
+    else
+        msgpack_pack_int(&pk, st->timeout);
     pack_key(&pk, "interface");
     pack_str(&pk, st->file == NULL ? st->ifname : NULL);
     pack_key(&pk, "file");

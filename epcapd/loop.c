@@ -33,7 +33,6 @@ typedef struct {
 static void cmd_stats(epcapd_t *st, const msgpack_object *args)
 {
     (void)args;
-    frame_flush(st);
     frame_stats(st, "reply", "stats");
 }
 
@@ -60,6 +59,7 @@ static void cmd_filter(epcapd_t *st, const msgpack_object *args)
         die("strndup", errno, 0, "out of memory");
     if (st->file == NULL)
         (void)capture_drain(st, 64);
+    frame_flush(st);
     err = capture_set_filter(st, expr, &op);
     free(expr);
     if (err == NULL) {
@@ -125,6 +125,7 @@ static void dispatch(epcapd_t *st, const char *body, size_t len)
         if (msg.data.via.array.size != c->nargs + 1)
             die("protocol", 0, 0, "%s: expected %u arguments, got %u", c->name,
                 c->nargs, msg.data.via.array.size - 1);
+        frame_flush(st); /* an answer follows the packets captured before it */
         c->handler(st, msg.data.via.array.ptr + 1);
         msgpack_unpacked_destroy(&msg);
         return;
@@ -178,6 +179,7 @@ static void __attribute__((noreturn)) stop(epcapd_t *st)
 {
     if (st->file == NULL)
         (void)capture_drain(st, 64);
+    frame_flush(st);
     frame_stats(st, "eof", NULL);
     exit(0);
 }
@@ -196,6 +198,7 @@ static void run_file(epcapd_t *st)
             stop(st);
         if (capture_drain(st, 1) == 0)
             stop(st);
+        frame_flush(st);
     }
 }
 
@@ -210,30 +213,46 @@ static long long now_ms(void)
 /*
  * Live: wake for packets, for commands, and at least every STATS_SAMPLE_MS
  * to widen libpcap's counters, plus every stats_interval for a stats frame.
+ *
+ * A batch goes out as soon as libpcap has nothing more, if stdout can take
+ * it: then batching adds no latency. While the client is behind (stdout
+ * full), the helper keeps draining the ring into the batch and waits for
+ * stdout too: the batch grows (up to EPCAPD_BATCH_BYTES, when it is written
+ * whatever happens), and a slow client gets fewer, larger frames instead of
+ * one per packet, which is what lets it catch up.
  */
 static void run_live(epcapd_t *st)
 {
-    struct pollfd fds[2] = {
+    struct pollfd fds[3] = {
         {STDIN_FILENO, POLLIN, 0},
         {pcap_get_selectable_fd(st->pcap), POLLIN, 0},
+        {STDOUT_FILENO, POLLOUT, 0},
     };
     long long now = now_ms();
     long long next_sample = now + STATS_SAMPLE_MS;
     long long next_frame = st->stats_interval ? now + st->stats_interval : -1;
     long long wake;
+    int waiting = 0; /* a batch waits for stdout */
 
     if (fds[1].fd < 0)
         die("pcap_get_selectable_fd", 0, PCAP_ERROR, "%s: no selectable descriptor",
             st->ifname);
     for (;;) {
         wake = next_frame >= 0 && next_frame < next_sample ? next_frame : next_sample;
-        if (poll(fds, 2, wake > now ? (int)(wake - now) : 0) < 0) {
+        if (poll(fds, waiting ? 3 : 2, wake > now ? (int)(wake - now) : 0) < 0) {
             if (errno != EINTR)
                 die("poll", errno, 0, "poll: %s", strerror(errno));
             continue; /* revents are stale */
         }
         if (readable(&fds[1], "pcap"))
             (void)capture_drain(st, 64);
+        if (st->batch_count > 0) {
+            if (frame_writable())
+                frame_flush(st);
+            else if (!waiting)
+                st->delayed++; /* the client is behind: the batch waits */
+        }
+        waiting = st->batch_count > 0;
         if (readable(&fds[0], "stdin") && !read_commands(st))
             stop(st);
         now = now_ms();

@@ -99,7 +99,7 @@ void options_parse(epcapd_t *st, int argc, char *argv[])
 
     st->cluster_id = -1;
 
-    st->timeout = TIMEOUT_IMMEDIATE;
+    st->timeout = EPCAPD_DEFAULT_TIMEOUT;
     st->direction = PCAP_D_INOUT;
     st->precision = PCAP_TSTAMP_PRECISION_NANO;
 
