@@ -13,6 +13,7 @@ VPY       := $(VENV)/bin/python
 # Debian packages the build needs, and those the tests need on top.
 SYSTEM_PACKAGES := gcc make pkg-config libpcap-dev libmsgpack-dev libseccomp-dev
 TEST_PACKAGES   := sudo libcap2-bin iproute2
+BENCH_PACKAGES  := tcpdump tcpreplay
 
 PKGS      := libpcap msgpack libseccomp
 CFLAGS    ?= -O2 -g
@@ -33,7 +34,7 @@ endif
 # Rebuild when the compiler, the flags or SANDBOX change.
 STAMP     := priv/.build-flags
 
-.PHONY: all help deps deps-test install-packages build install venv sniff test lint clean FORCE
+.PHONY: all help deps deps-test install-packages build install venv sniff test lint bench clean FORCE
 
 all: build
 
@@ -112,6 +113,11 @@ sniff: build venv ## show real packets: live on lo with privilege, else a sample
 
 test: build priv/epcapd-testhook venv deps-test ## run the whole test suite
 	$(VPY) -m pytest $(PYTEST_ARGS)
+
+bench: build venv deps-test ## as root: epcap against pypcap, pcapy-ng, dpkt, scapy, tcpdump
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(BENCH_PACKAGES)"
+	$(VPY) -m pip install -q -e '.[bench]'
+	cd tests/bench && ../../$(VPY) bench.py $(BENCH_ARGS)
 
 lint: venv ## ruff and mypy --strict on the client and the tests
 	$(VENV)/bin/ruff check client tests

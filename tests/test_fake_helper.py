@@ -26,7 +26,7 @@ def send(value):
     sys.stdout.buffer.write(struct.pack(">I", len(body)) + body)
     sys.stdout.buffer.flush()
 READY = ["ready", {{"version": 1, "pid": os.getpid(), "datalink": 1, "snaplen": 65535}}]
-PKTS = ["packets", 1, [[1, 2, 60, b"x" * 60], [3, 4, 70, b"y" * 70]]]
+PKTS = ["packets", 1, [1_000_000_002, 60, b"x" * 60, 3_000_000_004, 70, b"y" * 70]]
 """
 
 Fake = Callable[[str], epcap.Capture]

@@ -86,6 +86,12 @@ def test_a_60000_byte_datagram_arrives_whole(udp_port: int) -> None:
     assert pkt.data[UDP_OVERHEAD:] == payload
 
 
+@pytest.mark.parametrize("timeout", [1, 250, "immediate", None])
+def test_the_timeout_asked_for_is_in_effect(udp_port: int, timeout: int | str | None) -> None:
+    with live(udp_port, timeout=timeout) as cap:
+        assert cap.settings["timeout"] == ("never" if timeout is None else timeout)
+
+
 def test_snaplen_cuts_but_keeps_the_wire_length(udp_port: int) -> None:
     port = udp_port
     with live(port, snaplen=64) as cap, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:

@@ -21,7 +21,7 @@ def frame(value: Any) -> bytes:
 
 
 READY = frame(["ready", {"version": VERSION, "pid": 42, "datalink": 1, "snaplen": 65535}])
-PACKETS = frame(["packets", 1, [[1, 5, 60, b"a" * 60], [2, 999_999_999, 1514, b"b" * 100]]])
+PACKETS = frame(["packets", 1, [1_000_000_005, 60, b"a" * 60, 2_999_999_999, 1514, b"b" * 100]])
 EOF = frame(["eof", {"packets": 2}])
 
 
@@ -33,6 +33,12 @@ def test_a_stream_decodes_into_events_in_order() -> None:
         epcap.Packet(1, 2_999_999_999, 1514, b"b" * 100),
     ]
     assert isinstance(events[2], End) and events[2].stats == {"packets": 2}
+
+
+def test_times_past_2554_travel_as_pairs() -> None:
+    wide = frame(["packets", 1, [[20_000_000_000, 5], 3, b"abc"]])
+    (pkt,) = Session().receive(READY + wide)[1]  # type: ignore[misc]
+    assert pkt == epcap.Packet(1, 20_000_000_000 * 10**9 + 5, 3, b"abc")
 
 
 def test_packet_fields() -> None:
@@ -95,10 +101,10 @@ def test_frames_before_a_violation_are_kept() -> None:
 
 def test_the_maximum_frame_is_accepted() -> None:
     data = b"z" * (MAX_FRAME - 32)
-    body = msgpack.packb(["packets", 1, [[0, 0, len(data), data]]], use_bin_type=True)
+    body = msgpack.packb(["packets", 1, [0, len(data), data]], use_bin_type=True)
     assert len(body) <= MAX_FRAME
     values, error = FrameDecoder().feed(struct.pack(">I", len(body)) + body)
-    assert error is None and values[0][2][0][3] == data
+    assert error is None and values[0][2][2] == data
 
 
 @pytest.mark.parametrize(
@@ -120,16 +126,18 @@ def test_bad_first_messages(value: Any, match: str) -> None:
 @pytest.mark.parametrize(
     "value",
     [
-        ["packets", 1, [[1, 2, 3]]],
-        ["packets", 1, [[1, 2, 3, "text, not bytes"]]],
-        ["packets", 1, [[1.5, 2, 3, b"x"]]],
-        ["packets", 1, [["1", 2, 3, b"x"]]],
-        ["packets", 1, [["a" * 64, 2, 3, b"x"]]],
-        ["packets", 1, [[(1, 2), 2, 3, b"x"]]],
-        ["packets", 1, [[1, 10**9, 3, b"x"]]],
-        ["packets", 1, [[1, -1, 3, b"x"]]],
-        ["packets", 1, [[1, 2, "3", b"x"]]],
-        ["packets", "1", [[1, 2, 3, b"x"]]],
+        ["packets", 1, [1, 2]],
+        ["packets", 1, [1, 3, "text, not bytes"]],
+        ["packets", 1, [1.5, 3, b"x"]],
+        ["packets", 1, ["1", 3, b"x"]],
+        ["packets", 1, ["a" * 64, 3, b"x"]],
+        ["packets", 1, [(1, 2, 3), 3, b"x"]],
+        ["packets", 1, [(1, 10**9), 3, b"x"]],
+        ["packets", 1, [(1, -1), 3, b"x"]],
+        ["packets", 1, [(1, "2"), 3, b"x"]],
+        ["packets", 1, [1, "3", b"x"]],
+        ["packets", 1, [b"x", 3, 1]],
+        ["packets", "1", [1, 3, b"x"]],
         ["packets", 1, 5],
         ["packets", 1],
         ["stats", 5],

@@ -73,7 +73,7 @@ class AsyncCapture(CaptureBase):
             if not await _readable(self._fd, timeout):
                 return False
             try:
-                data = os.read(self._fd, _core.READ_SIZE)
+                data = self._read(self._fd)
             except BlockingIOError:
                 return True  # another reader took it
             if self._absorb(data):

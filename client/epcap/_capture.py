@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import select
 import time
 from collections.abc import Iterator, Mapping
@@ -33,7 +32,7 @@ class Capture(CaptureBase):
         fd = stdout.fileno()
         if timeout is not None and not select.select([fd], [], [], max(timeout, 0.0))[0]:
             return False
-        if self._absorb(os.read(fd, _core.READ_SIZE)):
+        if self._absorb(self._read(fd)):
             _core.reap(self._proc, _core.STOP_TIMEOUT)
             self._queue.append(self._exit_error())
         return True

@@ -41,8 +41,9 @@ class StartOptions(TypedDict, total=False):
 
     ``interface`` (libpcap's first device when neither it nor ``file`` is
     given) or ``file`` (pcap/pcapng); ``filter``, a BPF expression;
-    ``snaplen`` (1 to 262144); ``promiscuous``; ``timeout`` (ms,
-    ``"immediate"`` or ``None`` for never); ``buffer`` (bytes); ``direction``
+    ``snaplen`` (1 to 262144); ``promiscuous``; ``timeout`` (ms, default 1;
+    ``"immediate"`` for the lowest latency at the cost of flood capacity;
+    ``None`` for never); ``buffer`` (bytes); ``direction``
     (``"in"``, ``"out"``, ``"inout"``); ``monitor`` (rfmon); ``precision``
     (``"nano"``, ``"micro"``); ``chroot``, ``user``, ``group`` for the
     helper after the drop (default ``nobody``); ``inject`` allows ``send``;
@@ -202,8 +203,13 @@ class CaptureBase:
         """The statistics of the ``eof`` frame, once the capture ended."""
         self.last_stats: Mapping[str, int] | None = None
         """The latest periodic statistics (``stats_interval``), or None."""
+        self._rbuf = memoryview(bytearray(READ_SIZE))  # reused: the decoder copies out
 
-    def _absorb(self, data: bytes) -> bool:
+    def _read(self, fd: int) -> memoryview:
+        """One read of the helper's stdout into the reused buffer."""
+        return self._rbuf[: os.readv(fd, [self._rbuf])]
+
+    def _absorb(self, data: bytes | memoryview) -> bool:
         """Take bytes read from the helper (b"" at the end of its stdout).
         True when the stream ended without an ``eof`` or ``error``: the shell
         then reaps the helper and queues :meth:`_exit_error`."""

@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 
 MAX_SNAPLEN = 262144
+DEFAULT_TIMEOUT = 1
+"""Milliseconds: the kernel hands over packets within 1 ms, in blocks."""
 _INT_MAX = 2**31 - 1
 _DIRECTIONS = ("in", "out", "inout")
 _PRECISIONS = ("micro", "nano")
@@ -64,7 +66,7 @@ class Options:
     filter: str | None = None
     snaplen: int = MAX_SNAPLEN
     promiscuous: bool = False
-    timeout: Timeout = "immediate"
+    timeout: Timeout = DEFAULT_TIMEOUT
     buffer: int | None = None
     direction: str | None = None
     monitor: bool = False
@@ -86,7 +88,7 @@ class Options:
         filter: object = None,
         snaplen: object = MAX_SNAPLEN,
         promiscuous: object = False,
-        timeout: object = "immediate",
+        timeout: object = DEFAULT_TIMEOUT,
         buffer: object = None,
         direction: object = None,
         monitor: object = False,
@@ -155,7 +157,7 @@ class Options:
             args += ["-s", str(self.snaplen)]
         if self.promiscuous:
             args.append("-p")
-        if self.live and self.timeout != "immediate":
+        if self.live and self.timeout != DEFAULT_TIMEOUT:
             args += ["-t", "never" if self.timeout is None else str(self.timeout)]
         if self.buffer is not None:
             args += ["-B", str(self.buffer)]

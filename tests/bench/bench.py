@@ -1,0 +1,468 @@
+"""epcap against its peers, side by side in one run (`make bench`).
+
+File mode: each reader delivers every packet (timestamp, length, bytes) of
+the same file into a Python loop; packets per second, median of --runs runs,
+and the ratio to epcap's sync iterator. Live: a veth pair in a namespace the
+benchmark creates is flooded with tcpreplay --topspeed while epcap, tcpdump
+and pcapy-ng capture it; packets delivered and dropped. Latency: packets
+sent at a low rate on lo, send-to-Python delay p50/p99 with default
+settings. Memory: the helper's peak RSS and the client's RSS growth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import workload
+
+import epcap
+
+ROOT = Path(__file__).resolve().parents[2]
+HELPER = ROOT / "priv" / "epcapd"
+
+
+# -- file readers: each returns the number of packets it delivered ---------
+
+
+def epcap_sync(path: str) -> int:
+    n = 0
+    with epcap.start(file=path, progname=HELPER) as cap:
+        for pkt in cap:
+            pkt.time, pkt.length, pkt.data  # noqa: B018 - what a consumer touches
+            n += 1
+    return n
+
+
+def epcap_batches(path: str) -> int:
+    n = 0
+    with epcap.start(file=path, progname=HELPER) as cap:
+        for batch in cap.batches():
+            for pkt in batch:
+                pkt.time, pkt.length, pkt.data  # noqa: B018
+            n += len(batch)
+    return n
+
+
+def epcap_async(path: str) -> int:
+    async def main() -> int:
+        n = 0
+        async with epcap.start_async(file=path, progname=HELPER) as cap:
+            async for pkt in cap:
+                pkt.time, pkt.length, pkt.data  # noqa: B018
+                n += 1
+        return n
+
+    return asyncio.run(main())
+
+
+def pypcap(path: str) -> int:
+    import pcap  # type: ignore[import-not-found]
+
+    n = 0
+    for ts, buf in pcap.pcap(path, timestamp_in_ns=True):
+        ts, len(buf), bytes(buf)
+        n += 1
+    return n
+
+
+def pcapy_ng(path: str) -> int:
+    import pcapy  # type: ignore[import-not-found]
+
+    n = 0
+    reader = pcapy.open_offline(path)
+    while True:
+        hdr, data = reader.next()
+        if hdr is None:
+            return n
+        hdr.getts(), hdr.getlen(), data
+        n += 1
+
+
+def dpkt_reader(path: str) -> int:
+    import dpkt  # type: ignore[import-not-found]
+
+    n = 0
+    with open(path, "rb") as f:
+        for ts, buf in dpkt.pcap.Reader(f):
+            ts, len(buf), buf
+            n += 1
+    return n
+
+
+def scapy_raw(path: str) -> int:
+    from scapy.utils import RawPcapReader  # type: ignore[import-not-found]
+
+    n = 0
+    with RawPcapReader(path) as reader:
+        for data, meta in reader:
+            meta.sec, meta.usec, meta.wirelen, data  # noqa: B018
+            n += 1
+    return n
+
+
+def tcpdump(path: str) -> int:
+    subprocess.run(["tcpdump", "-r", path, "-w", "/dev/null"], check=True, capture_output=True)
+    return -1  # the C floor: it delivers nothing to Python
+
+
+READERS: dict[str, Callable[[str], int]] = {
+    "epcap sync": epcap_sync,
+    "epcap async": epcap_async,
+    "epcap batches": epcap_batches,
+    "pypcap": pypcap,
+    "pcapy-ng": pcapy_ng,
+    "dpkt": dpkt_reader,
+    "scapy RawPcapReader": scapy_raw,
+    "tcpdump -w /dev/null": tcpdump,
+}
+
+
+def bench_files(workdir: Path, count: int, runs: int) -> dict[str, dict[str, float]]:
+    results: dict[str, dict[str, float]] = {}
+    for kind in ("mixed", "small"):
+        path = workload.write(workdir / f"{kind}.pcap", count, kind)
+        results[kind] = {}
+        print(
+            f"\n## File mode, {kind} workload: {count} packets, {path.stat().st_size / 1e6:.0f} MB"
+        )
+        print(f"{'reader':24} {'pkts/s (median)':>16} {'vs epcap sync':>14}   runs (s)")
+        for name, reader in READERS.items():
+            times = []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                n = reader(str(path))
+                times.append(time.perf_counter() - t0)
+                assert n in (count, -1), f"{name} delivered {n} of {count}"
+            results[kind][name] = count / statistics.median(times)
+            ratio = results[kind][name] / results[kind]["epcap sync"]
+            shown = " ".join(f"{t:.2f}" for t in times)
+            print(f"{name:24} {results[kind][name]:16,.0f} {ratio:13.2f}x   {shown}")
+        path.unlink()
+    return results
+
+
+# -- live flood on a veth pair -----------------------------------------------
+
+
+class Veth:
+    """A veth pair: `near` here, `far` in a namespace; removed on exit."""
+
+    def __init__(self) -> None:
+        self.ns, self.near, self.far = "epcap-bench", "epcb0", "epcb1"
+
+    def __enter__(self) -> Veth:
+        subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
+        for cmd in (
+            ["ip", "netns", "add", self.ns],
+            ["ip", "link", "add", self.near, "type", "veth", "peer", "name", self.far,
+             "netns", self.ns],
+            ["ip", "link", "set", self.near, "up"],
+            ["ip", "-n", self.ns, "link", "set", self.far, "up"],
+            ["sysctl", "-q", "-w", f"net.ipv6.conf.{self.near}.disable_ipv6=1"],
+        ):  # fmt: skip
+            subprocess.run(cmd, check=True, capture_output=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
+
+
+def bench_live(workdir: Path, count: int) -> dict[str, dict[str, int]]:
+    flood = workload.write(workdir / "flood.pcap", count, "mixed")
+    results: dict[str, dict[str, int]] = {}
+    print(f"\n## Live flood: {count} mixed packets, tcpreplay --topspeed into a veth pair")
+    print(f"{'capture':24} {'delivered':>10} {'dropped':>10}")
+    with Veth() as veth:
+        for name in ("epcap", "tcpdump", "pcapy-ng"):
+            got = _capture_flood(name, veth, flood)
+            results[name] = got
+            print(f"{name:24} {got['delivered']:10,} {got['dropped']:10,}")
+    flood.unlink()
+    return results
+
+
+def _replay(veth: Veth, flood: Path) -> None:
+    subprocess.run(
+        ["ip", "netns", "exec", veth.ns, "tcpreplay", "--topspeed", "-q", f"--intf1={veth.far}",
+         str(flood)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+
+def _capture_flood(name: str, veth: Veth, flood: Path) -> dict[str, int]:
+    if name == "epcap":
+        with epcap.start(interface=veth.near, progname=HELPER, direction="in") as cap:
+            count = [0]
+
+            def consume() -> None:
+                for _ in cap:
+                    count[0] += 1
+
+            reader = threading.Thread(target=consume)
+            reader.start()
+            _replay(veth, flood)
+            time.sleep(1.0)
+            cap.stop()
+            reader.join()
+            stats = cap.final_stats or {}
+        return {"delivered": count[0], "dropped": int(stats.get("dropped", 0))}
+    if name == "tcpdump":
+        proc = subprocess.Popen(
+            ["tcpdump", "-i", veth.near, "-Q", "in", "-w", "/dev/null"],
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(1.0)
+        _replay(veth, flood)
+        time.sleep(1.0)
+        proc.terminate()
+        _, err = proc.communicate()
+        got = {"delivered": 0, "dropped": 0}
+        for line in err.splitlines():
+            words = line.split()
+            if "captured" in line:
+                got["delivered"] = int(words[0])
+            if "dropped by kernel" in line:
+                got["dropped"] = int(words[0])
+        return got
+    import pcapy  # type: ignore[import-not-found]
+
+    reader = pcapy.open_live(veth.near, 262144, 0, 100)
+    reader.setdirection(pcapy.PCAP_D_IN)
+    count, stop = [0], threading.Event()
+
+    def consume_pcapy() -> None:
+        while not stop.is_set():
+            hdr, _ = reader.next()
+            if hdr is not None:
+                count[0] += 1
+
+    thread = threading.Thread(target=consume_pcapy)
+    thread.start()
+    _replay(veth, flood)
+    time.sleep(1.0)
+    stop.set()
+    thread.join()
+    _recv, drop, _ifdrop = reader.stats()
+    return {"delivered": count[0], "dropped": drop}
+
+
+# -- latency at a low rate -----------------------------------------------------
+
+
+def bench_latency(count: int) -> dict[str, dict[str, float]]:
+    results = {}
+    print(f"\n## Latency on lo: {count} packets at 500/s, send to Python loop")
+    runs: list[tuple[str, dict[str, object] | None]] = [
+        ("epcap default (timeout=1)", {}),
+        ('epcap timeout="immediate"', {"timeout": "immediate"}),
+        ("tcpdump --immediate-mode", None),
+    ]
+    for label, options in runs:
+        delays = _delays(count, options) if options is not None else _tcpdump_delays(count)
+        results[label] = {
+            "p50_us": delays[len(delays) // 2] / 1000,
+            "p99_us": delays[int(len(delays) * 0.99)] / 1000,
+            "received": len(delays),
+        }
+        r = results[label]
+        p50, p99 = r["p50_us"], r["p99_us"]
+        print(f"{label:27} p50 {p50:5.0f} us   p99 {p99:5.0f} us   {len(delays)} received")
+    return results
+
+
+def _delays(count: int, options: dict[str, object]) -> list[int]:
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    port = rx.getsockname()[1]
+    delays: list[int] = []
+    with epcap.start(  # type: ignore[call-overload]
+        interface="lo", filter=f"udp and port {port}", progname=HELPER, **options
+    ) as cap:
+
+        def send() -> None:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+                for _ in range(count):
+                    tx.sendto(struct.pack(">Q", time.time_ns()), ("127.0.0.1", port))
+                    time.sleep(0.002)  # 500 packets/s
+            time.sleep(0.5)
+            cap.stop()
+
+        threading.Thread(target=send).start()
+        for pkt in cap:
+            delays.append(time.time_ns() - struct.unpack(">Q", pkt.data[42:50])[0])
+    rx.close()
+    return sorted(delays)
+
+
+def _tcpdump_delays(count: int) -> list[int]:
+    """The same measurement through tcpdump writing pcap to a pipe: the
+    machine's own wake-up latency, for comparison."""
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    port = rx.getsockname()[1]
+    proc = subprocess.Popen(
+        ["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-w", "-", f"udp and port {port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    proc.stdout.read(24)  # the pcap file header
+    time.sleep(1.0)
+    delays: list[int] = []
+
+    def send() -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            for _ in range(count):
+                tx.sendto(struct.pack(">Q", time.time_ns()), ("127.0.0.1", port))
+                time.sleep(0.002)
+
+    threading.Thread(target=send).start()
+    while len(delays) < count:
+        _, _, caplen, _ = struct.unpack("<IIII", proc.stdout.read(16))
+        data = proc.stdout.read(caplen)
+        delays.append(time.time_ns() - struct.unpack(">Q", data[42:50])[0])
+    proc.terminate()
+    proc.wait()
+    rx.close()
+    return sorted(delays)
+
+
+# -- where the time goes ------------------------------------------------------
+
+
+def profile(workdir: Path, count: int) -> dict[str, float]:
+    """The client's stages, one after the other on the same bytes: what the
+    pipe delivers, msgpack decoding, building Packets, a Python loop."""
+    from epcap._protocol import FrameDecoder, Session
+
+    results: dict[str, float] = {}
+    print(f"\n## Profile, {count} packets per workload: seconds per stage")
+    print(f"{'workload':10} {'helper+pipe':>12} {'decode':>8} {'Packets':>8} {'loop':>8}")
+    for kind in ("mixed", "small"):
+        path = workload.write(workdir / f"prof-{kind}.pcap", count, kind)
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            [str(HELPER), "-r", str(path), "--"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        assert proc.stdout is not None
+        chunks = []
+        while chunk := proc.stdout.read(1 << 20):
+            chunks.append(chunk)
+        proc.wait()
+        pipe = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        decoder = FrameDecoder()
+        for chunk in chunks:
+            decoder.feed(chunk)
+        decode = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        session, batches = Session(file_mode=True), []
+        for chunk in chunks:
+            batches += [e for e in session.receive(chunk) if isinstance(e, list)]
+        build = time.perf_counter() - t0 - decode
+        t0 = time.perf_counter()
+        for batch in batches:
+            for pkt in batch:
+                pkt.time, pkt.length, pkt.data  # noqa: B018
+        loop = time.perf_counter() - t0
+        print(f"{kind:10} {pipe:12.2f} {decode:8.2f} {build:8.2f} {loop:8.2f}")
+        results[kind] = pipe
+        del chunks, batches
+        path.unlink()
+    return results
+
+
+# -- memory --------------------------------------------------------------------
+
+
+CLIENT_RSS = """
+import resource, sys, epcap
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with epcap.start(file=sys.argv[1], progname=sys.argv[2]) as cap:
+    for pkt in cap:
+        pass
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base)
+"""
+
+
+def bench_memory(workdir: Path, count: int) -> dict[str, float]:
+    path = workload.write(workdir / "mem.pcap", count, "mixed")
+    out = subprocess.run(
+        [sys.executable, "-c", CLIENT_RSS, str(path), str(HELPER)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    client_growth = int(out.stdout) / 1024
+    peak = 0.0
+    with epcap.start(file=path, progname=HELPER) as cap:
+        pid = cap.pid
+        for i, _ in enumerate(cap):
+            if i % 100000 == 0:
+                peak = max(peak, _hwm_mib(pid))
+    with epcap.start(interface="lo", progname=HELPER) as cap:
+        live_peak = _hwm_mib(cap.pid)
+    path.unlink()
+    print(f"\n## Memory ({count} mixed packets)")
+    print(f"helper peak RSS reading the file: {peak:.1f} MiB; live on lo: {live_peak:.1f} MiB")
+    print(f"client RSS growth reading the file, keeping no packets: {client_growth:.1f} MiB")
+    return {
+        "helper_file_mib": peak,
+        "helper_live_mib": live_peak,
+        "client_growth_mib": client_growth,
+    }
+
+
+def _hwm_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--count", type=int, default=1_000_000, help="packets per workload")
+    parser.add_argument("--runs", type=int, default=3, help="runs per reader (median)")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("make bench needs root (live capture, a veth pair in a namespace)")
+        return 1
+    missing = [tool for tool in ("tcpdump", "tcpreplay") if shutil.which(tool) is None]
+    if missing:
+        print(f"missing: {', '.join(missing)} (make bench installs them)")
+        return 1
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="epcap-bench-", dir="/var/tmp") as tmp:
+        workdir = Path(tmp)
+        results = {
+            "files": bench_files(workdir, args.count, args.runs),
+            "live": bench_live(workdir, min(args.count, 200_000)),
+            "latency": bench_latency(1000),
+            "memory": bench_memory(workdir, args.count),
+            "profile": profile(workdir, args.count),
+        }
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    took = time.monotonic() - t0
+    version = sys.version.split()[0]
+    print(f"\n(took {took:.0f} s; {os.cpu_count()} CPUs, python {version}, {rss:.0f} MiB max RSS)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
