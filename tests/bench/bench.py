@@ -344,44 +344,47 @@ def _tcpdump_delays(count: int) -> list[int]:
 # -- where the time goes ------------------------------------------------------
 
 
-def profile(workdir: Path, count: int) -> dict[str, float]:
-    """The client's stages, one after the other on the same bytes: what the
-    pipe delivers, msgpack decoding, building Packets, a Python loop."""
-    from epcap._protocol import FrameDecoder, Session
+def profile(workdir: Path, count: int) -> dict[str, dict[str, float]]:
+    """Where epcap's sync reader spends its time, read by read: waiting for
+    (and copying) what the helper sends, msgpack decoding, building Packets,
+    and a Python loop over them."""
+    from epcap._protocol import FrameDecoder, _batch
 
-    results: dict[str, float] = {}
-    print(f"\n## Profile, {count} packets per workload: seconds per stage")
-    print(f"{'workload':10} {'helper+pipe':>12} {'decode':>8} {'Packets':>8} {'loop':>8}")
+    results: dict[str, dict[str, float]] = {}
+    print(f"\n## Profile of the sync reader, {count} packets: seconds per stage")
+    print(f"{'workload':10} {'total':>7} {'read':>7} {'decode':>7} {'Packets':>7} {'loop':>7}")
     for kind in ("mixed", "small"):
         path = workload.write(workdir / f"prof-{kind}.pcap", count, kind)
-        t0 = time.perf_counter()
+        stages = dict.fromkeys(("read", "decode", "Packets", "loop"), 0.0)
+        buf = memoryview(bytearray(1 << 20))
+        decoder = FrameDecoder()
+        start = time.perf_counter()
         proc = subprocess.Popen(
             [str(HELPER), "-r", str(path), "--"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
         assert proc.stdout is not None
-        chunks = []
-        while chunk := proc.stdout.read(1 << 20):
-            chunks.append(chunk)
+        fd = proc.stdout.fileno()
+        while True:
+            t0 = time.perf_counter()
+            n = os.readv(fd, [buf])
+            t1 = time.perf_counter()
+            if not n:
+                break
+            values, _ = decoder.feed(buf[:n])
+            t2 = time.perf_counter()
+            batches = [_batch(v) for v in values if v[0] == "packets"]
+            t3 = time.perf_counter()
+            for batch in batches:
+                for pkt in batch:
+                    pkt.time, pkt.length, pkt.data  # noqa: B018
+            t4 = time.perf_counter()
+            for stage, took in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+                stages[stage] += took
         proc.wait()
-        pipe = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        decoder = FrameDecoder()
-        for chunk in chunks:
-            decoder.feed(chunk)
-        decode = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        session, batches = Session(file_mode=True), []
-        for chunk in chunks:
-            batches += [e for e in session.receive(chunk) if isinstance(e, list)]
-        build = time.perf_counter() - t0 - decode
-        t0 = time.perf_counter()
-        for batch in batches:
-            for pkt in batch:
-                pkt.time, pkt.length, pkt.data  # noqa: B018
-        loop = time.perf_counter() - t0
-        print(f"{kind:10} {pipe:12.2f} {decode:8.2f} {build:8.2f} {loop:8.2f}")
-        results[kind] = pipe
-        del chunks, batches
+        total = time.perf_counter() - start
+        cells = " ".join(f"{took:7.2f}" for took in stages.values())
+        print(f"{kind:10} {total:7.2f} {cells}")
+        results[kind] = {"total": total, **stages}
         path.unlink()
     return results
 
