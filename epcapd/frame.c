@@ -95,6 +95,27 @@ static void pack_key(msgpack_packer *pk, const char *key)
     pack_str(pk, key);
 }
 
+/* One message: [tag, ...] with `items` elements in all, built, then sent. */
+typedef struct {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+} message_t;
+
+static msgpack_packer *message_open(message_t *m, size_t items, const char *tag)
+{
+    msgpack_sbuffer_init(&m->sb);
+    msgpack_packer_init(&m->pk, &m->sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&m->pk, items);
+    pack_str(&m->pk, tag);
+    return &m->pk;
+}
+
+static void message_send(message_t *m, const msgpack_sbuffer *body)
+{
+    write_frame(&m->sb, body);
+    msgpack_sbuffer_destroy(&m->sb);
+}
+
 void frame_init(epcapd_t *st)
 {
     state = st;
@@ -152,19 +173,15 @@ int frame_writable(void)
 
 void frame_flush(epcapd_t *st)
 {
-    msgpack_sbuffer head;
-    msgpack_packer pk;
+    message_t m;
+    msgpack_packer *pk;
 
     if (st->batch_count == 0)
         return;
-    msgpack_sbuffer_init(&head);
-    msgpack_packer_init(&pk, &head, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 3);
-    pack_str(&pk, "packets");
-    msgpack_pack_int(&pk, st->datalink);
-    msgpack_pack_array(&pk, (size_t)st->batch_count * 3);
-    write_frame(&head, &st->batch);
-    msgpack_sbuffer_destroy(&head);
+    pk = message_open(&m, 3, "packets");
+    msgpack_pack_int(pk, st->datalink);
+    msgpack_pack_array(pk, (size_t)st->batch_count * 3);
+    message_send(&m, &st->batch);
 
     st->delivered += st->batch_count;
     st->batch_count = 0;
@@ -173,8 +190,8 @@ void frame_flush(epcapd_t *st)
 
 void frame_ready(epcapd_t *st)
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
+    message_t m;
+    msgpack_packer *pk;
     int ngroups = getgroups(0, NULL);
     gid_t *groups = calloc(ngroups > 0 ? (size_t)ngroups : 1, sizeof(gid_t));
     int i;
@@ -183,61 +200,57 @@ void frame_ready(epcapd_t *st)
         (ngroups = getgroups(ngroups, groups)) < 0)
         die("getgroups", errno, 0, "getgroups: %s", strerror(errno));
 
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 2);
-    pack_str(&pk, "ready");
-    msgpack_pack_map(&pk, 17);
-    pack_key(&pk, "version");
-    msgpack_pack_int(&pk, EPCAPD_PROTOCOL_VERSION);
-    pack_key(&pk, "pid");
-    msgpack_pack_int(&pk, (int)getpid());
-    pack_key(&pk, "datalink");
-    msgpack_pack_int(&pk, st->datalink);
-    pack_key(&pk, "datalink_name");
-    pack_str(&pk, pcap_datalink_val_to_name(st->datalink));
-    pack_key(&pk, "snaplen");
-    msgpack_pack_int(&pk, st->snaplen > 0 && st->snaplen < pcap_snapshot(st->pcap)
+    pk = message_open(&m, 2, "ready");
+    msgpack_pack_map(pk, 17);
+    pack_key(pk, "version");
+    msgpack_pack_int(pk, EPCAPD_PROTOCOL_VERSION);
+    pack_key(pk, "pid");
+    msgpack_pack_int(pk, (int)getpid());
+    pack_key(pk, "datalink");
+    msgpack_pack_int(pk, st->datalink);
+    pack_key(pk, "datalink_name");
+    pack_str(pk, pcap_datalink_val_to_name(st->datalink));
+    pack_key(pk, "snaplen");
+    msgpack_pack_int(pk, st->snaplen > 0 && st->snaplen < pcap_snapshot(st->pcap)
                               ? st->snaplen
                               : pcap_snapshot(st->pcap));
-    pack_key(&pk, "precision");
-    pack_str(&pk, st->precision == PCAP_TSTAMP_PRECISION_NANO ? "nano" : "micro");
-    pack_key(&pk, "timeout");
+    pack_key(pk, "precision");
+    pack_str(pk, st->precision == PCAP_TSTAMP_PRECISION_NANO ? "nano" : "micro");
+    pack_key(pk, "timeout");
     if (st->file != NULL)
-        msgpack_pack_nil(&pk);
+        msgpack_pack_nil(pk);
     else if (st->timeout == TIMEOUT_IMMEDIATE)
-        pack_str(&pk, "immediate");
+        pack_str(pk, "immediate");
     else if (st->timeout == TIMEOUT_NEVER)
-        pack_str(&pk, "never");
+        pack_str(pk, "never");
     else
-        msgpack_pack_int(&pk, st->timeout);
-    pack_key(&pk, "interface");
-    pack_str(&pk, st->file == NULL ? st->ifname : NULL);
-    pack_key(&pk, "file");
-    pack_str(&pk, st->file);
-    pack_key(&pk, "filter");
-    pack_str(&pk, st->filter);
-    pack_key(&pk, "uid");
-    msgpack_pack_uint32(&pk, getuid());
-    pack_key(&pk, "gid");
-    msgpack_pack_uint32(&pk, getgid());
-    pack_key(&pk, "groups");
-    msgpack_pack_array(&pk, (size_t)ngroups);
+        msgpack_pack_int(pk, st->timeout);
+    pack_key(pk, "interface");
+    pack_str(pk, st->file == NULL ? st->ifname : NULL);
+    pack_key(pk, "file");
+    pack_str(pk, st->file);
+    pack_key(pk, "filter");
+    pack_str(pk, st->filter);
+    pack_key(pk, "uid");
+    msgpack_pack_uint32(pk, getuid());
+    pack_key(pk, "gid");
+    msgpack_pack_uint32(pk, getgid());
+    pack_key(pk, "groups");
+    msgpack_pack_array(pk, (size_t)ngroups);
     for (i = 0; i < ngroups; i++)
-        msgpack_pack_uint32(&pk, groups[i]);
+        msgpack_pack_uint32(pk, groups[i]);
     free(groups);
-    pack_key(&pk, "chroot");
-    pack_str(&pk, st->root[0] != '\0' ? st->root : NULL);
-    pack_key(&pk, "sandbox");
-    pack_str(&pk, sandbox_name);
-    pack_key(&pk, "max_frame");
-    msgpack_pack_int(&pk, EPCAPD_MAX_FRAME);
-    pack_key(&pk, "warnings");
-    msgpack_pack_array(&pk, (size_t)st->nwarnings);
+    pack_key(pk, "chroot");
+    pack_str(pk, st->root[0] != '\0' ? st->root : NULL);
+    pack_key(pk, "sandbox");
+    pack_str(pk, sandbox_name);
+    pack_key(pk, "max_frame");
+    msgpack_pack_int(pk, EPCAPD_MAX_FRAME);
+    pack_key(pk, "warnings");
+    msgpack_pack_array(pk, (size_t)st->nwarnings);
     for (i = 0; i < st->nwarnings; i++)
-        pack_str(&pk, st->warnings[i]);
-    write_frame(&sb, NULL);
-    msgpack_sbuffer_destroy(&sb);
+        pack_str(pk, st->warnings[i]);
+    message_send(&m, NULL);
 }
 
 /*
@@ -247,50 +260,42 @@ void frame_ready(epcapd_t *st)
  */
 void frame_stats(epcapd_t *st, const char *tag, const char *reply)
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
+    message_t m;
+    msgpack_packer *pk;
     int live = capture_stats(st) == 0;
 
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, reply != NULL ? 3 : 2);
-    pack_str(&pk, tag);
+    pk = message_open(&m, reply != NULL ? 3 : 2, tag);
     if (reply != NULL)
-        pack_str(&pk, reply);
-    msgpack_pack_map(&pk, live ? 5 : 2);
-    pack_key(&pk, "packets");
-    msgpack_pack_uint64(&pk, st->delivered);
-    pack_key(&pk, "delayed");
-    msgpack_pack_uint64(&pk, st->delayed);
+        pack_str(pk, reply);
+    msgpack_pack_map(pk, live ? 5 : 2);
+    pack_key(pk, "packets");
+    msgpack_pack_uint64(pk, st->delivered);
+    pack_key(pk, "delayed");
+    msgpack_pack_uint64(pk, st->delayed);
     if (live) {
-        pack_key(&pk, "received");
-        msgpack_pack_uint64(&pk, st->received);
-        pack_key(&pk, "dropped");
-        msgpack_pack_uint64(&pk, st->dropped);
-        pack_key(&pk, "if_dropped");
-        msgpack_pack_uint64(&pk, st->if_dropped);
+        pack_key(pk, "received");
+        msgpack_pack_uint64(pk, st->received);
+        pack_key(pk, "dropped");
+        msgpack_pack_uint64(pk, st->dropped);
+        pack_key(pk, "if_dropped");
+        msgpack_pack_uint64(pk, st->if_dropped);
     }
-    write_frame(&sb, NULL);
-    msgpack_sbuffer_destroy(&sb);
+    message_send(&m, NULL);
 }
 
 /* ["reply", command, value]: value is an int, or nil when negative. */
 void frame_reply(const char *command, long long value)
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
+    message_t m;
+    msgpack_packer *pk;
 
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 3);
-    pack_str(&pk, "reply");
-    pack_str(&pk, command);
+    pk = message_open(&m, 3, "reply");
+    pack_str(pk, command);
     if (value < 0)
-        msgpack_pack_nil(&pk);
+        msgpack_pack_nil(pk);
     else
-        msgpack_pack_int64(&pk, value);
-    write_frame(&sb, NULL);
-    msgpack_sbuffer_destroy(&sb);
+        msgpack_pack_int64(pk, value);
+    message_send(&m, NULL);
 }
 
 static const char *pcap_code_name(int code);
@@ -314,17 +319,13 @@ static void pack_error(msgpack_packer *pk, const char *op, int errnum, int pcap_
 void frame_refused(const char *command, const char *op, int errnum, int pcap_code,
                    const char *message)
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
+    message_t m;
+    msgpack_packer *pk;
 
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 3);
-    pack_str(&pk, "refused");
-    pack_str(&pk, command);
-    pack_error(&pk, op, errnum, pcap_code, message);
-    write_frame(&sb, NULL);
-    msgpack_sbuffer_destroy(&sb);
+    pk = message_open(&m, 3, "refused");
+    pack_str(pk, command);
+    pack_error(pk, op, errnum, pcap_code, message);
+    message_send(&m, NULL);
 }
 
 static const char *pcap_code_name(int code)
@@ -353,8 +354,8 @@ static const char *pcap_code_name(int code)
 void die(const char *op, int errnum, int pcap_code, const char *fmt, ...)
 {
     char message[1024];
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
+    message_t m;
+    msgpack_packer *pk;
     va_list ap;
 
     va_start(ap, fmt);
@@ -367,11 +368,8 @@ void die(const char *op, int errnum, int pcap_code, const char *fmt, ...)
         frame_flush(st);
     }
 
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 2);
-    pack_str(&pk, "error");
-    pack_error(&pk, op, errnum, pcap_code, message);
-    write_frame(&sb, NULL);
+    pk = message_open(&m, 2, "error");
+    pack_error(pk, op, errnum, pcap_code, message);
+    message_send(&m, NULL);
     exit(1);
 }
