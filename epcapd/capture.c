@@ -191,12 +191,34 @@ const char *capture_set_filter(epcapd_t *st, const char *expr, const char **op)
  * sample to 64-bit totals: the 32-bit counters wrap, the totals do not.
  * Returns -1 when the capture has no statistics (files).
  */
+#ifdef EPCAPD_TEST_HOOK
+/* Test-only: pretend libpcap's 32-bit counters started at
+ * $EPCAPD_TEST_STATS_OFFSET, so that a few packets make them wrap. */
+static void test_offset(epcapd_t *st, struct pcap_stat *now)
+{
+    static int started;
+    const char *env = getenv("EPCAPD_TEST_STATS_OFFSET");
+    u_int offset = env != NULL ? (u_int)strtoul(env, NULL, 10) : 0;
+
+    if (!started++)
+        st->last.ps_recv = offset;
+    now->ps_recv += offset;
+}
+#else
+static void test_offset(epcapd_t *st, struct pcap_stat *now)
+{
+    (void)st;
+    (void)now;
+}
+#endif
+
 int capture_stats(epcapd_t *st)
 {
     struct pcap_stat now;
 
     if (st->file != NULL || pcap_stats(st->pcap, &now) != 0)
         return -1;
+    test_offset(st, &now);
     st->received += (uint32_t)(now.ps_recv - st->last.ps_recv);
     st->dropped += (uint32_t)(now.ps_drop - st->last.ps_drop);
     st->if_dropped += (uint32_t)(now.ps_ifdrop - st->last.ps_ifdrop);

@@ -208,6 +208,22 @@ def test_a_quiet_capture_drops_nothing(udp_port: int) -> None:
     assert periodic is not None and set(periodic) >= {"received", "dropped", "packets"}
 
 
+def test_counters_survive_libpcaps_32_bit_wrap(
+    udp_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The test-hook helper starts libpcap's received counter 5 below 2**32.
+    monkeypatch.setenv("EPCAPD_TEST_STATS_OFFSET", str(2**32 - 5))
+    with epcap.start(
+        interface="lo", filter=f"udp port {udp_port}", progname=HELPER.parent / "epcapd-testhook"
+    ) as cap:
+        before = cap.stats()["received"]
+        send_udp("127.0.0.1", udp_port, [b"w"] * 20)
+        time.sleep(0.2)
+        after = cap.stats()["received"]
+    assert before == 0
+    assert after == 40  # lo: out and in; the raw counter wrapped past 2**32 on the way
+
+
 def test_16_captures_on_4_pairs_each_get_their_own(pairs: list[Pair]) -> None:
     caps, got, readers = {}, {}, []
     try:
