@@ -166,6 +166,8 @@ def test_stats_command_round_trip_keeps_packets(fake) -> None:  # type: ignore[n
     )
     with start_fake(script) as cap:
         assert cap.stats() == {"packets": 2}
+        with pytest.raises(TypeError, match="expression must be a string"):
+            cap.set_filter(5)  # type: ignore[arg-type]
         cap.stop()
         assert len(list(cap)) == 2  # the packets that came before the answer
     assert gone(pidfile)
