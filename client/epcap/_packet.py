@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as _dt
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from .decode import Decoded
 
 
 class Packet(NamedTuple):
@@ -38,3 +41,12 @@ class Packet(NamedTuple):
         """The time as an aware UTC :class:`datetime.datetime` (microseconds)."""
         epoch = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
         return epoch + _dt.timedelta(microseconds=self.time // 1000)
+
+    def decode(self) -> Decoded:
+        """Take the packet apart: link, network and transport headers, as
+        ``epcap-sniff`` reports them (see :mod:`epcap.decode`).  Needs dpkt
+        (``pip install 'epcap[decode]'``); never raises on the packet's
+        bytes, a truncated or malformed packet decodes as far as it goes."""
+        from .decode import decode
+
+        return decode(self)
