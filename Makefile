@@ -12,7 +12,7 @@ VPY       := $(VENV)/bin/python
 
 # Debian packages the build needs, and those the tests need on top.
 SYSTEM_PACKAGES := gcc make pkg-config libpcap-dev libmsgpack-dev libseccomp-dev
-TEST_PACKAGES   := sudo libcap2-bin iproute2
+TEST_PACKAGES   := sudo libcap2-bin iproute2 tcpdump
 BENCH_PACKAGES  := tcpdump tcpreplay
 
 PKGS      := libpcap msgpack libseccomp

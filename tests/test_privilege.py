@@ -275,3 +275,30 @@ def test_a_user_in_many_groups(
     assert ready["event"] == "ready", ready
     assert len(driver.next()["packets"]) == 15
     driver.finish()
+
+
+def sniff_as(user: pwd.struct_passwd, *args: str, path: str) -> subprocess.CompletedProcess[str]:
+    """epcap-sniff run by the unprivileged user, with the source tree's helper."""
+    env = {"PATH": path, "HOME": "/", "EPCAPD": str(HELPER), "LANG": "C.UTF-8", "TZ": "UTC"}
+    return subprocess.run(
+        [SETPRIV, f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups",
+         sys.executable, "-m", "epcap.sniff", *args],
+        capture_output=True, text=True, env=env, cwd="/", timeout=60,
+    )  # fmt: skip
+
+
+def test_sniff_without_privilege_is_one_clear_line(user: pwd.struct_passwd) -> None:
+    result = sniff_as(user, "-i", "lo", path="/usr/bin:/bin")  # sudo, but no rule
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("epcap-sniff: ")
+    assert f"{USER} ALL=(root) NOPASSWD: {HELPER}" in line
+
+
+def test_sniff_demo_falls_back_to_the_sample_without_privilege(user: pwd.struct_passwd) -> None:
+    result = sniff_as(user, "--demo", path="/nonexistent")  # no sudo at all
+    assert result.returncode == 0, result.stderr
+    assert "no privilege for a live capture" in result.stdout
+    assert "reading the bundled sample capture" in result.stdout
+    assert result.stdout.count("caplen: ") == 15

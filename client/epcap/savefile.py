@@ -110,8 +110,10 @@ class PcapWriter(_Writer):
 
 class PcapngWriter(_Writer):
     """A pcapng file with an interface per capture, so the packets of
-    several interfaces (and link types) share one file.  Time stamps are
-    kept to the nanosecond (``if_tsresol`` 9) or the microsecond."""
+    several interfaces share one file.  Time stamps are kept to the
+    nanosecond (``if_tsresol`` 9) or the microsecond.  libpcap, and so
+    tcpdump, reads such a file only when all its interfaces have the same
+    link type and snapshot length; Wireshark reads any."""
 
     def __init__(self, file: str | os.PathLike[str] | BinaryIO, precision: str = "nano") -> None:
         if precision not in ("nano", "micro"):

@@ -347,6 +347,12 @@ def _writer(args: argparse.Namespace, caps: list[tuple[str, Capture]]) -> Any:
     ng = PcapngWriter(target, args.time_stamp_precision)
     for name, cap in caps:
         ng.add_interface(cap.datalink, cap.snaplen, name)
+    if len({(cap.datalink, cap.snaplen) for _, cap in caps}) > 1:
+        print(
+            f"epcap-sniff: warning: the interfaces differ in link type or snapshot length: "
+            f"Wireshark reads {path}, libpcap and tcpdump do not",
+            file=sys.stderr,
+        )
     return ng
 
 
@@ -373,6 +379,15 @@ def _run(args: argparse.Namespace) -> int:
     names = [name for name, _ in sources]
     caps = [cap for _, cap in sources]
     live = not args.read
+    if not args.quiet:
+        for name, cap in sources:
+            what = f"listening on {name}" if live else f"reading from file {name}"
+            link = cap.settings.get("datalink_name") or f"DLT_{cap.datalink}"
+            print(
+                f"epcap-sniff: {what}, link-type {link}, snapshot length {cap.snaplen} bytes",
+                file=sys.stderr,
+                flush=True,
+            )
     status = None
     if live and not args.quiet and sys.stderr.isatty():
         shared = show and out.isatty()
