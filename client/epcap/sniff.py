@@ -245,67 +245,68 @@ class _Status:
             self._next = 0.0  # redraw after the output
 
 
-class _Stopper:
-    """SIGINT and SIGTERM: stop the captures, keep what they already hold."""
+class _Captures:
+    """The running captures: a reader thread each feeding one queue, and
+    SIGINT and SIGTERM stopping them all.  Stopping keeps what they already
+    hold: :meth:`items` goes on until every helper has sent its end."""
 
     def __init__(self, caps: list[Capture]) -> None:
         self._caps = caps
-        self.signalled: int | None = None
+        self._queue: queue.Queue[tuple[int, Any]] = queue.Queue()
+        self._threads: list[threading.Thread] = []
         self._saved: dict[int, Any] = {}
 
-    def __enter__(self) -> _Stopper:
+    def __enter__(self) -> _Captures:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            self._saved[sig] = signal.signal(sig, self._handle)
+            self._saved[sig] = signal.signal(sig, self._signalled)
+        for index, cap in enumerate(self._caps):
+            thread = threading.Thread(target=self._read, args=(index, cap), daemon=True)
+            thread.start()
+            self._threads.append(thread)
         return self
 
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.signalled is not None:  # a second one: stop waiting for the drain
-            for cap in self._caps:
-                cap.close()
-            return
-        self.signalled = signum
+    def _signalled(self, signum: int, frame: FrameType | None) -> None:
         self.stop()
 
     def stop(self) -> None:
+        """Ask every helper to stop (at once, and again at no cost)."""
         for cap in self._caps:
             cap.stop()
 
+    def _read(self, index: int, cap: Capture) -> None:
+        try:
+            for batch in cap.batches():
+                self._queue.put((index, batch))
+        except Exception as exc:  # reported by the main thread
+            self._queue.put((index, exc))
+        finally:
+            self._queue.put((index, _DONE))
+
+    def items(self, tick: Callable[[], None]) -> Iterator[tuple[int, Any]]:
+        """``(capture index, batch or exception)`` as they come, until every
+        capture has ended; ``tick`` runs after each and when idle."""
+        running = len(self._threads)
+        while running:
+            try:
+                index, item = self._queue.get(timeout=STATUS_EVERY / 2)
+            except queue.Empty:
+                tick()
+                continue
+            if item is _DONE:
+                running -= 1
+            else:
+                yield index, item
+                tick()
+
     def __exit__(self, *exc: object) -> None:
+        self.stop()  # on an early exit too, so the readers end before the close
+        for thread in self._threads:
+            thread.join(timeout=5)
         for sig, handler in self._saved.items():
             signal.signal(sig, handler)
 
 
 _DONE = object()
-
-
-def _reader(index: int, cap: Capture, q: queue.Queue[Any]) -> None:
-    try:
-        for batch in cap.batches():
-            q.put((index, batch))
-    except (EpcapError, ValueError) as exc:  # ValueError: closed by a second signal
-        q.put((index, exc))
-    finally:
-        q.put((index, _DONE))
-
-
-def _batches(caps: list[Capture], tick: Callable[[], None]) -> Iterator[Any]:
-    """``(capture index, batch or error)`` from every capture, as they come,
-    until every capture has ended."""
-    q: queue.Queue[Any] = queue.Queue()
-    for i, cap in enumerate(caps):
-        threading.Thread(target=_reader, args=(i, cap, q), daemon=True).start()
-    running = len(caps)
-    while running:
-        try:
-            index, item = q.get(timeout=STATUS_EVERY / 2)
-        except queue.Empty:
-            tick()
-            continue
-        if item is _DONE:
-            running -= 1
-        else:
-            yield index, item
-            tick()
 
 
 def _open(args: argparse.Namespace) -> list[tuple[str, Capture]]:
@@ -338,7 +339,7 @@ def _open(args: argparse.Namespace) -> list[tuple[str, Capture]]:
     return opened
 
 
-def _writer(args: argparse.Namespace, caps: list[tuple[str, Capture]]) -> Any:
+def _writer(args: argparse.Namespace, caps: list[tuple[str, Capture]]) -> PcapWriter | PcapngWriter:
     path = args.write
     target: Any = sys.stdout.buffer if path == "-" else path
     if len(caps) == 1:
@@ -354,6 +355,16 @@ def _writer(args: argparse.Namespace, caps: list[tuple[str, Capture]]) -> Any:
             file=sys.stderr,
         )
     return ng
+
+
+def _saver(writer: PcapWriter | PcapngWriter | None) -> Callable[[int, Packet], None] | None:
+    """How to save the packet of capture ``index``: pcapng keeps which."""
+    if writer is None:
+        return None
+    if isinstance(writer, PcapngWriter):
+        return writer.write
+    pcap = writer
+    return lambda _index, pkt: pcap.write(pkt)
 
 
 def _summary(caps: list[Capture], captured: int, live: bool) -> str:
@@ -396,13 +407,14 @@ def _run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         for cap in caps:
             stack.enter_context(cap)
-        stopper = stack.enter_context(_Stopper(caps))
+        running = stack.enter_context(_Captures(caps))
         display = _Display(args, out, names, caps) if show else None
         writer = stack.enter_context(_writer(args, sources)) if args.write else None
+        save = _saver(writer)
         if args.count == 0:
-            stopper.stop()
+            running.stop()
         tick = (lambda: status.tick(captured)) if status else (lambda: None)
-        for index, item in _batches(caps, tick):
+        for index, item in running.items(tick):
             if isinstance(item, BaseException):
                 failure = failure or item
                 continue
@@ -413,18 +425,15 @@ def _run(args: argparse.Namespace) -> int:
             for pkt in item:
                 if display:
                     display.show(index, pkt)
-                if writer is not None:
-                    if isinstance(writer, PcapngWriter):
-                        writer.write(index, pkt)
-                    else:
-                        writer.write(pkt)
+                if save:
+                    save(index, pkt)
             captured += len(item)
             if display:
                 out.flush()
             if writer is not None:
                 writer.flush()
             if args.count is not None and captured >= args.count:
-                stopper.stop()
+                running.stop()
         if status:
             status.clear()
     if not args.quiet:
