@@ -17,7 +17,7 @@ import os
 import struct
 from collections.abc import Iterable
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, Self
 
 from ._packet import Packet
 
@@ -59,7 +59,7 @@ class _Writer:
         if self._owned:
             self._out.close()
 
-    def __enter__(self) -> _Writer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -103,9 +103,6 @@ class PcapWriter(_Writer):
         """Append every packet of ``packets`` (a batch, say)."""
         for packet in packets:
             self.write(packet)
-
-    def __enter__(self) -> PcapWriter:
-        return self
 
 
 class PcapngWriter(_Writer):
@@ -152,6 +149,3 @@ class PcapngWriter(_Writer):
         )
         self._block(6, head + data)
         self.count += 1
-
-    def __enter__(self) -> PcapngWriter:
-        return self
