@@ -409,7 +409,9 @@ def _run(args: argparse.Namespace) -> int:
             stack.enter_context(cap)
         running = stack.enter_context(_Captures(caps))
         display = _Display(args, out, names, caps) if show else None
-        writer = stack.enter_context(_writer(args, sources)) if args.write else None
+        writer = _writer(args, sources) if args.write else None
+        if writer is not None:
+            stack.enter_context(writer)
         save = _saver(writer)
         if args.count == 0:
             running.stop()
