@@ -294,12 +294,18 @@ class CaptureBase:
     def _check_filter(expression: object) -> str:
         if not isinstance(expression, str):
             raise TypeError(f"expression must be a string, not {type(expression).__name__}")
+        try:
+            expression.encode()
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"expression cannot be encoded as UTF-8: {exc.reason}") from None
         return expression
 
     @staticmethod
     def _check_frame(frame: object) -> bytes:
         if not isinstance(frame, (bytes, bytearray, memoryview)):
             raise TypeError(f"frame must be bytes, not {type(frame).__name__}")
+        if not frame:
+            raise ValueError("frame must not be empty")
         return bytes(frame)
 
     def _close_pipes(self) -> None:

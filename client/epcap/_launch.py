@@ -43,6 +43,8 @@ def find_helper(progname: str | os.PathLike[str] | None = None) -> str:
     """The path of the helper: ``progname``, ``$EPCAPD``, then the source
     tree's ``priv/epcapd`` and the install locations (installed first when
     not root), then ``epcapd`` on ``PATH``."""
+    if progname is not None and not isinstance(progname, (str, os.PathLike)):
+        raise TypeError(f"progname must be a string or path, not {type(progname).__name__}")
     given = progname if progname is not None else os.environ.get(ENV_HELPER)
     if given is not None:
         path = shutil.which(os.fspath(given))
@@ -78,7 +80,10 @@ def exec_prefix(helper: str, *, live: bool, exec_: str | Sequence[str] | None) -
     if exec_ is None:
         exec_ = os.environ.get(ENV_EXEC)
     if exec_ is not None:
-        return shlex.split(exec_) if isinstance(exec_, str) else list(exec_)
+        prefix = shlex.split(exec_) if isinstance(exec_, str) else list(exec_)
+        if not all(isinstance(word, str) for word in prefix):
+            raise TypeError("exec must be a string or a sequence of strings")
+        return prefix
     if os.geteuid() == 0 or privileged_helper(helper):
         return []
     if not live:

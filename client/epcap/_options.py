@@ -15,6 +15,9 @@ MAX_SNAPLEN = 262144
 DEFAULT_TIMEOUT = 1
 """Milliseconds: the kernel hands over packets within 1 ms, in blocks."""
 _INT_MAX = 2**31 - 1
+MAX_ARG = 131071
+"""The longest string one argument may carry: Linux's MAX_ARG_STRLEN, 32
+pages, less the NUL."""
 _DIRECTIONS = ("in", "out", "inout")
 _PRECISIONS = ("micro", "nano")
 
@@ -32,6 +35,15 @@ def _text(name: str, value: object, *, path: bool = False, empty: bool = False) 
         raise ValueError(f"{name} must not be empty")
     if "\0" in value:
         raise ValueError(f"{name} must not contain NUL characters")
+    try:
+        size = len(os.fsencode(value))
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{name} cannot be encoded for the helper: {exc.reason}") from None
+    if size > MAX_ARG:
+        hint = "; start without it, then call set_filter()" if name == "filter" else ""
+        raise ValueError(
+            f"{name} is {size} bytes, more than a helper argument holds ({MAX_ARG}){hint}"
+        )
     return value
 
 
