@@ -134,7 +134,10 @@ void frame_packet(epcapd_t *st, const struct pcap_pkthdr *h, const u_char *data)
 {
     msgpack_packer *pk = &st->batch_pk;
     int64_t sec = (int64_t)h->ts.tv_sec;
-    uint64_t frac = (uint64_t)(uint32_t)h->ts.tv_usec;
+    /* libpcap keeps a file's 32-bit fraction, scaled to nanoseconds when
+     * asked, in a 64-bit tv_usec; only a 32-bit long can make it negative */
+    int64_t usec = (int64_t)h->ts.tv_usec;
+    uint64_t frac = usec < 0 ? (uint64_t)(uint32_t)usec : (uint64_t)usec;
     uint32_t caplen = h->caplen;
 
     if (st->precision == PCAP_TSTAMP_PRECISION_MICRO)
