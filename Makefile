@@ -14,14 +14,33 @@ VPY       := $(VENV)/bin/python
 SYSTEM_PACKAGES := gcc make pkg-config libpcap-dev libmsgpack-dev libseccomp-dev
 TEST_PACKAGES   := sudo libcap2-bin iproute2
 BENCH_PACKAGES  := tcpdump tcpreplay
+# clang, with its sanitizer and libFuzzer runtimes (a Recommends of clang).
+CLANG_PACKAGES  := clang libclang-rt-dev
 
 PKGS      := libpcap msgpack libseccomp
 CFLAGS    ?= -O2 -g
-CFLAGS    += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wformat=2 -Wshadow \
-             -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+CWARN     := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wformat=2 -Wshadow
+CFLAGS    += $(CWARN) -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 LDFLAGS   += -pie -Wl,-z,relro,-z,now
 SRCS      := epcapd/epcapd.c epcapd/options.c epcapd/privdrop.c epcapd/capture.c \
              epcapd/frame.c epcapd/loop.c epcapd/rlimits.c epcapd/sandbox_$(SANDBOX).c
+
+# SANITIZE=1 builds the helpers with AddressSanitizer and UBSan (clang,
+# unless CC is given): for tests, never for an install. epcapd/sanitize.c
+# sets the runtime's defaults; EPCAPD_SANITIZE adapts the sandbox to it.
+SANITIZE  ?=
+SANITIZERS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ifeq ($(SANITIZE),1)
+ifeq ($(origin CC),default)
+CC        := clang
+endif
+CFLAGS    += $(SANITIZERS) -O1 -g -DEPCAPD_SANITIZE
+LDFLAGS   += $(SANITIZERS)
+SRCS      += epcapd/sanitize.c
+ifneq ($(findstring clang,$(CC)),)
+SYSTEM_PACKAGES += $(CLANG_PACKAGES)
+endif
+endif
 HELPER    := priv/epcapd
 LIBS       = $$(pkg-config --libs $(PKGS))
 
@@ -63,7 +82,7 @@ install-packages:
 	export DEBIAN_FRONTEND=noninteractive; \
 	apt-get update -q && apt-get install -y -q --no-install-recommends $$missing
 
-build: $(HELPER) priv/empty ## build the helper priv/epcapd (SANDBOX=seccomp|rlimit|null)
+build: $(HELPER) priv/empty ## build the helper priv/epcapd (SANDBOX=seccomp|rlimit|null; SANITIZE=1: ASan+UBSan)
 
 $(STAMP): FORCE
 	@mkdir -p priv
