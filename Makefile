@@ -14,14 +14,33 @@ VPY       := $(VENV)/bin/python
 SYSTEM_PACKAGES := gcc make pkg-config libpcap-dev libmsgpack-dev libseccomp-dev
 TEST_PACKAGES   := sudo libcap2-bin iproute2 tcpdump
 BENCH_PACKAGES  := tcpdump tcpreplay
+# clang, with its sanitizer and libFuzzer runtimes (a Recommends of clang).
+CLANG_PACKAGES  := clang libclang-rt-dev
 
 PKGS      := libpcap msgpack libseccomp
 CFLAGS    ?= -O2 -g
-CFLAGS    += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wformat=2 -Wshadow \
-             -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+CWARN     := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wformat=2 -Wshadow
+CFLAGS    += $(CWARN) -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 LDFLAGS   += -pie -Wl,-z,relro,-z,now
 SRCS      := epcapd/epcapd.c epcapd/options.c epcapd/privdrop.c epcapd/capture.c \
              epcapd/frame.c epcapd/loop.c epcapd/rlimits.c epcapd/sandbox_$(SANDBOX).c
+
+# SANITIZE=1 builds the helpers with AddressSanitizer and UBSan (clang,
+# unless CC is given): for tests, never for an install. epcapd/sanitize.c
+# sets the runtime's defaults; EPCAPD_SANITIZE adapts the sandbox to it.
+SANITIZE  ?=
+SANITIZERS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ifeq ($(SANITIZE),1)
+ifeq ($(origin CC),default)
+CC        := clang
+endif
+CFLAGS    += $(SANITIZERS) -O1 -g -DEPCAPD_SANITIZE
+LDFLAGS   += $(SANITIZERS)
+SRCS      += epcapd/sanitize.c
+ifneq ($(findstring clang,$(CC)),)
+SYSTEM_PACKAGES += $(CLANG_PACKAGES)
+endif
+endif
 HELPER    := priv/epcapd
 LIBS       = $$(pkg-config --libs $(PKGS))
 
@@ -31,10 +50,24 @@ ifdef PFRING
 CFLAGS    += -DHAVE_PFRING -I$(PFRING)/libpcap -I$(PFRING)/lib
 LIBS       = $(PFRING)/libpcap/libpcap.a $(PFRING)/lib/libpfring.a -lmsgpackc -lseccomp -lpthread -lrt
 endif
+# libFuzzer harnesses (make fuzz, epcapd/fuzz/): the helper's own sources
+# without main and without a sandbox, built with -DEPCAPD_FUZZ so that die()
+# returns to the harness. Scratch corpora and logs go to priv/fuzz/.
+FUZZ_CC        ?= clang
+FUZZ_SECONDS   ?= 60
+FUZZ_HARNESSES := commands options
+FUZZ_DIR       := priv/fuzz
+FUZZ_SRCS      := epcapd/options.c epcapd/privdrop.c epcapd/capture.c epcapd/frame.c \
+                  epcapd/loop.c epcapd/rlimits.c epcapd/sandbox_null.c
+FUZZ_CFLAGS    := $(CWARN) -O1 -g -fno-omit-frame-pointer -DEPCAPD_FUZZ \
+                  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_BINS      := $(FUZZ_HARNESSES:%=$(FUZZ_DIR)/fuzz_%)
+
 # Rebuild when the compiler, the flags or SANDBOX change.
 STAMP     := priv/.build-flags
 
-.PHONY: all help deps deps-test install-packages build install venv sniff test lint bench clean FORCE
+.PHONY: all help deps deps-test deps-fuzz install-packages build install venv sniff test lint \
+        bench fuzz clean FORCE
 
 all: build
 
@@ -47,6 +80,9 @@ deps: ## install the Debian packages the build needs (as root), or print the com
 
 deps-test: deps
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(TEST_PACKAGES)"
+
+deps-fuzz: deps
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(CLANG_PACKAGES)"
 
 install-packages:
 	@missing=""; \
@@ -63,7 +99,7 @@ install-packages:
 	export DEBIAN_FRONTEND=noninteractive; \
 	apt-get update -q && apt-get install -y -q --no-install-recommends $$missing
 
-build: $(HELPER) priv/empty ## build the helper priv/epcapd (SANDBOX=seccomp|rlimit|null)
+build: $(HELPER) priv/empty ## build the helper priv/epcapd (SANDBOX=seccomp|rlimit|null; SANITIZE=1: ASan+UBSan)
 
 $(STAMP): FORCE
 	@mkdir -p priv
@@ -119,10 +155,19 @@ bench: build venv deps-test ## as root: epcap against pypcap, pcapy-ng, dpkt, sc
 	$(VPY) -m pip install -q -e '.[bench]'
 	cd tests/bench && ../../$(VPY) bench.py $(BENCH_ARGS)
 
+$(FUZZ_DIR)/fuzz_%: epcapd/fuzz/fuzz_%.c $(FUZZ_SRCS) epcapd/epcapd.h | deps-fuzz
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $$(pkg-config --cflags $(PKGS)) -o $@ $< $(FUZZ_SRCS) \
+	  $$(pkg-config --libs $(PKGS))
+
+fuzz: $(FUZZ_BINS) ## run each libFuzzer harness for FUZZ_SECONDS (60) and print its coverage
+	epcapd/fuzz/run $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_HARNESSES)
+
 lint: venv ## ruff and mypy --strict on the client and the tests
 	$(VENV)/bin/ruff check client tests
 	$(VENV)/bin/ruff format --check client tests
 	$(VENV)/bin/mypy client/epcap
 
 clean: ## remove build products (keeps .venv)
-	rm -rf $(HELPER) priv/epcapd-testhook $(STAMP) priv/empty build client/*.egg-info
+	rm -rf $(HELPER) priv/epcapd-testhook $(STAMP) priv/empty $(FUZZ_DIR) build \
+	  client/*.egg-info

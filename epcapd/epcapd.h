@@ -123,4 +123,12 @@ void die(const char *op, int errnum, int pcap_code, const char *fmt, ...)
 /* loop.c */
 void loop_run(epcapd_t *st);
 
+#ifdef EPCAPD_FUZZ
+/* The libFuzzer harnesses in fuzz/ (make fuzz), which run the real code
+ * over and over in one process: die() ends an input through fuzz_exit(),
+ * which the harness defines, instead of exiting. */
+void fuzz_exit(void) __attribute__((noreturn));
+int loop_fuzz_read_commands(epcapd_t *st, int new_input);
+#endif
+
 #endif

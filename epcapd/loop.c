@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -24,7 +25,9 @@
 
 typedef struct {
     const char *name;
-    uint32_t nargs;
+    uint32_t nargs;             /* 0 or 1 */
+    msgpack_object_type type;   /* of the argument */
+    const char *type_name;      /* for the error message */
     void (*handler)(epcapd_t *st, const msgpack_object *args);
 } command_t;
 
@@ -47,8 +50,6 @@ static void cmd_filter(epcapd_t *st, const msgpack_object *args)
     const char *op, *err;
     char *expr;
 
-    if (args[0].type != MSGPACK_OBJECT_STR)
-        die("protocol", 0, 0, "filter: expected a string");
     if (memchr(args[0].via.str.ptr, '\0', args[0].via.str.size) != NULL) {
         frame_refused("filter", "pcap_compile", EINVAL, PCAP_ERROR,
                       "filter expression contains a NUL character");
@@ -80,8 +81,6 @@ static void cmd_send(epcapd_t *st, const msgpack_object *args)
 {
     int n;
 
-    if (args[0].type != MSGPACK_OBJECT_BIN)
-        die("protocol", 0, 0, "send: expected bytes");
     if (!st->inject) {
         frame_refused("send", "send", EPERM, 0,
                       "sending is not enabled: start the capture with inject=True");
@@ -96,50 +95,86 @@ static void cmd_send(epcapd_t *st, const msgpack_object *args)
 }
 
 static const command_t commands[] = {
-    {"stats", 0, cmd_stats},
-    {"filter", 1, cmd_filter},
-    {"send", 1, cmd_send},
+    {"stats", 0, MSGPACK_OBJECT_NIL, NULL, cmd_stats},
+    {"filter", 1, MSGPACK_OBJECT_STR, "a string", cmd_filter},
+    {"send", 1, MSGPACK_OBJECT_BIN, "bytes", cmd_send},
 };
 
-static void dispatch(epcapd_t *st, const char *body, size_t len)
+/*
+ * Unpack one command into msg and find it in the table: the command, with
+ * its arguments checked, or NULL with the reason in why.
+ */
+static const command_t *decode(msgpack_unpacked *msg, const char *body, size_t len,
+                               char *why, size_t size)
 {
-    msgpack_unpacked msg;
-    const msgpack_object *tag;
+    const msgpack_object *tag, *args;
+    uint32_t nargs;
     size_t off = 0;
     size_t i;
 
-    msgpack_unpacked_init(&msg);
-    if (msgpack_unpack_next(&msg, body, len, &off) != MSGPACK_UNPACK_SUCCESS ||
-        off != len)
-        die("protocol", 0, 0, "command frame is not exactly one msgpack value");
-    if (msg.data.type != MSGPACK_OBJECT_ARRAY || msg.data.via.array.size == 0 ||
-        msg.data.via.array.ptr[0].type != MSGPACK_OBJECT_STR)
-        die("protocol", 0, 0, "command is not an array led by a string tag");
-    tag = &msg.data.via.array.ptr[0];
+    if (msgpack_unpack_next(msg, body, len, &off) != MSGPACK_UNPACK_SUCCESS ||
+        off != len) {
+        (void)snprintf(why, size, "command frame is not exactly one msgpack value");
+        return NULL;
+    }
+    if (msg->data.type != MSGPACK_OBJECT_ARRAY || msg->data.via.array.size == 0 ||
+        msg->data.via.array.ptr[0].type != MSGPACK_OBJECT_STR) {
+        (void)snprintf(why, size, "command is not an array led by a string tag");
+        return NULL;
+    }
+    tag = &msg->data.via.array.ptr[0];
+    args = tag + 1;
+    nargs = msg->data.via.array.size - 1;
 
     for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
         const command_t *c = &commands[i];
         if (strlen(c->name) != tag->via.str.size ||
             memcmp(c->name, tag->via.str.ptr, tag->via.str.size) != 0)
             continue;
-        if (msg.data.via.array.size != c->nargs + 1)
-            die("protocol", 0, 0, "%s: expected %u arguments, got %u", c->name,
-                c->nargs, msg.data.via.array.size - 1);
+        if (nargs != c->nargs)
+            (void)snprintf(why, size, "%s: expected %u arguments, got %u", c->name,
+                           c->nargs, nargs);
+        else if (nargs == 1 && args[0].type != c->type)
+            (void)snprintf(why, size, "%s: expected %s", c->name, c->type_name);
+        else
+            return c;
+        return NULL;
+    }
+    (void)snprintf(why, size, "unknown command '%.*s'", (int)tag->via.str.size,
+                   tag->via.str.ptr);
+    return NULL;
+}
+
+/* Run one command frame; a bad one is fatal, once msg is freed (the
+ * fuzz harness, epcapd/fuzz/, counts a leak as a bug). */
+static void dispatch(epcapd_t *st, const char *body, size_t len)
+{
+    char why[256];
+    msgpack_unpacked msg;
+    const command_t *c;
+
+    msgpack_unpacked_init(&msg);
+    c = decode(&msg, body, len, why, sizeof(why));
+    if (c != NULL) {
         frame_flush(st); /* an answer follows the packets captured before it */
         c->handler(st, msg.data.via.array.ptr + 1);
-        msgpack_unpacked_destroy(&msg);
-        return;
     }
-    die("protocol", 0, 0, "unknown command '%.*s'", (int)tag->via.str.size,
-        tag->via.str.ptr);
+    msgpack_unpacked_destroy(&msg);
+    if (c == NULL)
+        die("protocol", 0, 0, "%s", why);
 }
+
+/* Bytes read from stdin that do not make a whole command frame yet. */
+static struct {
+    char buf[4 + EPCAPD_MAX_FRAME];
+    size_t have;
+} input;
 
 /* Read what stdin has, run every complete command. 0 at end of file. */
 static int read_commands(epcapd_t *st)
 {
-    static char buf[4 + EPCAPD_MAX_FRAME];
-    static size_t have;
-    ssize_t n = read(STDIN_FILENO, buf + have, sizeof(buf) - have);
+    ssize_t n = read(STDIN_FILENO, input.buf + input.have,
+                     sizeof(input.buf) - input.have);
     uint32_t len;
 
     if (n < 0) {
@@ -148,25 +183,36 @@ static int read_commands(epcapd_t *st)
         die("read", errno, 0, "stdin: %s", strerror(errno));
     }
     if (n == 0) {
-        if (have != 0)
+        if (input.have != 0)
             die("protocol", 0, 0, "stdin closed inside a frame");
         return 0;
     }
-    have += (size_t)n;
-    while (have >= 4) {
-        memcpy(&len, buf, 4);
+    input.have += (size_t)n;
+    while (input.have >= 4) {
+        memcpy(&len, input.buf, 4);
         len = ntohl(len);
         if (len == 0 || len > EPCAPD_MAX_FRAME)
             die("protocol", 0, 0, "command frame length %u out of range 1..%d",
                 len, EPCAPD_MAX_FRAME);
-        if (have < 4 + (size_t)len)
+        if (input.have < 4 + (size_t)len)
             break;
-        dispatch(st, buf + 4, len);
-        have -= 4 + (size_t)len;
-        memmove(buf, buf + 4 + len, have);
+        dispatch(st, input.buf + 4, len);
+        input.have -= 4 + (size_t)len;
+        memmove(input.buf, input.buf + 4 + len, input.have);
     }
     return 1;
 }
+
+#ifdef EPCAPD_FUZZ
+/* epcapd/fuzz/fuzz_commands.c: read_commands() on a new stdin, after the
+ * die() that ended the previous input left a partial frame behind. */
+int loop_fuzz_read_commands(epcapd_t *st, int new_input)
+{
+    if (new_input)
+        input.have = 0;
+    return read_commands(st);
+}
+#endif
 
 static int readable(const struct pollfd *pfd, const char *what)
 {

@@ -37,14 +37,15 @@ static void rule(scmp_filter_ctx ctx, uint32_t action, int nr, const char *name)
 }
 
 /* fcntl only to read and set file status flags: libpcap makes its socket
- * non-blocking while it swaps filters. */
+ * non-blocking while it swaps filters. (datum_b, unused by SCMP_CMP_EQ, is
+ * spelled out for clang's -Wmissing-field-initializers.) */
 static void allow_fcntl(scmp_filter_ctx ctx)
 {
     check(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
-                           SCMP_A1(SCMP_CMP_EQ, F_GETFL)),
+                           SCMP_A1(SCMP_CMP_EQ, F_GETFL, 0)),
           "fcntl");
     check(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
-                           SCMP_A1(SCMP_CMP_EQ, F_SETFL)),
+                           SCMP_A1(SCMP_CMP_EQ, F_SETFL, 0)),
           "fcntl");
 }
 
@@ -55,6 +56,26 @@ static void allow_no_exec(scmp_filter_ctx ctx, int nr, const char *name)
                            SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)),
           name);
 }
+
+#ifdef EPCAPD_SANITIZE
+/*
+ * SANITIZE=1 builds only (sanitize.c): what the AddressSanitizer and UBSan
+ * runtimes call inside the sandbox, so that the helper exits normally and
+ * a report reaches stderr instead of dying of SIGSYS halfway. The helper
+ * itself never makes these calls.
+ */
+static void allow_sanitizer(scmp_filter_ctx ctx)
+{
+    /* At exit, ASan takes down the alternate signal stack it set up. */
+    ALLOW(sigaltstack);
+    /* A report names the binary: gcc's runtime reads /proc/self/exe then,
+     * which the chroot has not; it copes with an error. */
+    DENY(readlink, EPERM);
+    /* Before UBSan prints the memory around a bad pointer, it checks that
+     * it is readable by write()ing it into a pipe of its own. */
+    ALLOW(pipe2);
+}
+#endif
 
 void sandbox_enter(epcapd_t *st)
 {
@@ -106,6 +127,9 @@ void sandbox_enter(epcapd_t *st)
     ALLOW(restart_syscall);
     ALLOW(exit);
     ALLOW(exit_group);
+#ifdef EPCAPD_SANITIZE
+    allow_sanitizer(ctx);
+#endif
     /* files and new sockets: refused with an error, so callers can cope */
     DENY(open, EPERM);
     DENY(openat, EPERM);
