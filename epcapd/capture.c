@@ -93,8 +93,13 @@ static void join_cluster(epcapd_t *st)
  * group: each flow (by hash) goes to exactly one of them. */
 static void join_cluster(epcapd_t *st)
 {
-    int arg = st->cluster_id |
-              ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
+    /* the id in the low 16 bits, mode and flags (DEFRAG is 0x8000) above:
+     * shifted as unsigned, since 0x8000 << 16 does not fit an int */
+    uint32_t bits = (uint32_t)st->cluster_id |
+                    ((uint32_t)(PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
+    int arg;
+
+    memcpy(&arg, &bits, sizeof(arg));
 
     if (setsockopt(pcap_fileno(st->pcap), SOL_PACKET, PACKET_FANOUT, &arg,
                    sizeof(arg)) != 0)
