@@ -123,6 +123,9 @@ install: build ## as root: install the helper in PREFIX/lib/epcap (PRIVMODE=caps
 	@[ "$$(id -u)" -eq 0 ] || { echo "make install must run as root: sudo make install PRIVMODE=$(PRIVMODE)"; exit 1; }
 	@case "$(PRIVMODE)" in caps|setuid|sudo) ;; \
 	  *) echo "PRIVMODE must be caps, setuid or sudo, not '$(PRIVMODE)'"; exit 1;; esac
+	@[ "$(SANITIZE)" != 1 ] || [ "$(TEST_INSTALL)" = 1 ] || { \
+	  echo "refusing to install a SANITIZE=1 helper: ASAN_OPTIONS would let any user steer it"; \
+	  exit 1; }
 	install -d -o root -g root -m 0755 $(LIBDIR) $(LIBDIR)/empty
 	install -o root -g root -m 0755 $(HELPER) $(LIBDIR)/epcapd.new
 ifeq ($(PRIVMODE),setuid)

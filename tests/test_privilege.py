@@ -59,7 +59,8 @@ def installs(user: pwd.struct_passwd) -> Iterator[dict[str, Path]]:
     helpers = {}
     for mode in MODES:
         out = subprocess.run(
-            ["make", "-s", "-C", str(ROOT), "install", f"PRIVMODE={mode}", f"PREFIX={top / mode}"],
+            ["make", "-s", "-C", str(ROOT), "install", f"PRIVMODE={mode}", f"PREFIX={top / mode}",
+             "TEST_INSTALL=1"],  # a temporary prefix: a SANITIZE=1 helper may go there
             check=True, capture_output=True, text=True,
         )  # fmt: skip
         helpers[mode] = top / mode / "lib" / "epcap" / "epcapd"
