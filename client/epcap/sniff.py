@@ -194,9 +194,10 @@ class _Display:
             text = d.report(self._digits, self._limit, a.utc)
             if len(self._names) > 1:
                 text = f"interface: {json.dumps(self._names[source])}\n{text}"
-            text += "\n"
         if a.x or a.X:
             text += "\n" + hexdump(pkt.data, ascii=a.X)
+        if a.format == "report":
+            text += "\n"  # a blank line between reports
         self._out.write(text + "\n")
 
 
