@@ -54,9 +54,9 @@ def test_pcapng_with_two_interfaces(tmp_path: Path) -> None:
         a = out.add_interface(1, 262144, "eth0")
         b = out.add_interface(1, 262144, "eth1")
         for i, pkt in enumerate(packets()):
-            out.write(a if i % 2 else b, pkt)
+            out.write(pkt, a if i % 2 else b)
         with pytest.raises(ValueError, match="no interface 2"):
-            out.write(2, packets()[0])
+            out.write(packets()[0], 2)
     assert pf.libpcap_read(path) == (1, RECORDS)
 
 
@@ -71,3 +71,20 @@ def test_a_given_stream_is_flushed_not_closed() -> None:
 def test_bad_precision() -> None:
     with pytest.raises(ValueError, match="precision"):
         PcapWriter(io.BytesIO(), 1, precision="milli")
+
+
+def test_times_a_file_cannot_hold_are_refused(tmp_path: Path) -> None:
+    late, early = Packet(1, 2**32 * 10**9, 60, b"x" * 60), Packet(1, -1, 60, b"x" * 60)
+    with PcapWriter(tmp_path / "t.pcap", 1) as out:
+        for pkt in (late, early):
+            with pytest.raises(ValueError, match="does not fit a pcap file"):
+                out.write(pkt)
+        with pytest.raises(ValueError, match="no interface 1"):
+            out.write(packets()[0], 1)
+        assert out.count == 0
+    with PcapngWriter(tmp_path / "t.pcapng") as ng:
+        ng.add_interface(1)
+        ng.write(late)  # pcapng holds it: 64 bits of nanoseconds
+        with pytest.raises(ValueError, match="does not fit a pcapng file"):
+            ng.write(early)
+    assert pf.libpcap_read(tmp_path / "t.pcapng")[1] == [(late.time, 60, late.data)]

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 from epcap.sniff import SAMPLE, _parser, main
 
 import pcapfiles as pf
-from conftest import HELPER, helper_pids, zombie_children
+from conftest import HELPER, helper_pids, proc_status, zombie_children
 
 VENV_BIN = Path(sys.executable).parent
 SNIFF = str(VENV_BIN / "epcap-sniff")
@@ -78,7 +79,7 @@ def test_a_report_per_packet(sample: Path) -> None:
 
 
 def test_line_format_with_filter_and_count() -> None:
-    result = run(sys.executable, "-m", "epcap.sniff", "-r", str(SAMPLE), "-l", "-c", "2", "tcp")
+    result = run(sys.executable, "-m", "epcap.sniff", "-r", str(SAMPLE), "--line", "-c", "2", "tcp")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "00:00:01.500864200 IP 192.168.1.10.49152 > 192.168.1.80.80: "
@@ -98,19 +99,64 @@ def test_json_lines_carry_exact_times_and_bytes(sample: Path) -> None:
         assert fields["len"] == length
         assert data.endswith(bytes.fromhex(fields["payload_hex"]))
         assert fields["payload_bytes"] == len(bytes.fromhex(fields["payload_hex"]))
-    micro = run(SNIFF, "-r", str(sample), "-j", "--precision", "micro")
+    micro = run(SNIFF, "-r", str(sample), "--json", "--precision", "micro")
     assert [json.loads(x)["time_ns"] for x in micro.stdout.splitlines()] == [
         t // 1000 * 1000 for t, _, _ in records
     ]
 
 
 def test_hex_dumps(sample: Path) -> None:
-    result = run(SNIFF, "-r", str(sample), "-l", "-X", "-c", "1")
+    # -XX from the link layer, -X from the network layer, as tcpdump's.
+    result = run(SNIFF, "-r", str(sample), "--line", "-XX", "-c", "1")
     assert result.stdout.splitlines()[1:] == [
         "\t0x0000:  ffff ffff ffff 0200 0000 000a 0806 0001  ................",
         "\t0x0010:  0800 0604 0001 0200 0000 000a c0a8 010a  ................",
         "\t0x0020:  0000 0000 0000 c0a8 0101                 ..........",
     ]
+    result = run(SNIFF, "-r", str(sample), "--line", "-x", "-c", "1")
+    assert result.stdout.splitlines()[1:] == [
+        "\t0x0000:  0001 0800 0604 0001 0200 0000 000a c0a8",
+        "\t0x0010:  010a 0000 0000 0000 c0a8 0101",
+    ]
+    # In a report the dump follows its packet's fields, before the blank line.
+    result = run(SNIFF, "-r", str(sample), "-X", "-c", "2")
+    blocks = result.stdout.split("\n\n")
+    assert len(blocks) == 3 and blocks[2] == ""
+    for block in blocks[:2]:
+        lines = block.splitlines()
+        assert lines[0].startswith("time: ") and lines[-1].startswith("\t0x0010:  ")
+
+
+def test_lines_match_tcpdump(tmp_path: Path) -> None:
+    """The line format against tcpdump -nn -S reading the same file, with and
+    without -e (ports chosen that tcpdump prints no application layer for)."""
+    mac_a, mac_b = bytes.fromhex("0016b6a1b2c3"), bytes.fromhex("0015af010203")
+    seg = pf.tcp("10.0.0.1", "10.0.0.2", 40000, 40001, b"x" * 20, seq=7, ack=9, flags="PA")
+    udp6 = pf.udp("2001:db8::1", "2001:db8::2", 40000, 40002, b"y" * 11)
+    echo = pf.icmp_echo(77, 5, b"p" * 56)
+    ip_echo = pf.ipv4("10.0.0.1", "10.0.0.2", pf.IPPROTO_ICMP, echo)
+    big = pf.udp("10.0.0.1", "10.0.0.2", 40000, 40003, b"z" * 1000)
+    frames = [
+        pf.ether(mac_b, mac_a, pf.ETHERTYPE_IPV4, pf.ipv4("10.0.0.1", "10.0.0.2", 6, seg)),
+        pf.ether(mac_b, mac_a, pf.ETHERTYPE_IPV4, ip_echo),
+        pf.ether(mac_b, mac_a, pf.ETHERTYPE_IPV4, ip_echo, vlan=10),
+        pf.ether(mac_b, mac_a, pf.ETHERTYPE_IPV6, pf.ipv6("2001:db8::1", "2001:db8::2", 17, udp6)),
+        pf.ether(pf.MAC_BROADCAST, mac_a, pf.ETHERTYPE_ARP,
+                 pf.arp_request(mac_a, "10.0.0.1", "10.0.0.2") + b"\0" * 18),
+        pf.ether(mac_b, mac_a, pf.ETHERTYPE_IPV4, pf.ipv4("10.0.0.1", "10.0.0.2", 17, big)),
+    ]  # fmt: skip
+    path = tmp_path / "lines.pcap"
+    records = [(10**9 * (i + 1), len(f), f) for i, f in enumerate(frames)]
+    records[-1] = (records[-1][0], len(frames[-1]), frames[-1][:96])  # cut, as by -s 96
+    pf.write_pcap(path, records, linktype=pf.LINKTYPE_ETHERNET, nano=True)
+    for flag in ([], ["-e"]):
+        ours = run(SNIFF, "-r", str(path), "--line", "--quiet", *flag).stdout.splitlines()
+        theirs = subprocess.run(
+            ["tcpdump", "-nn", "-S", "-t", *flag, "-r", str(path)],
+            capture_output=True, text=True, check=True,
+        ).stdout.splitlines()  # fmt: skip
+        assert len(theirs) == len(frames)
+        assert [line.split(" ", 1)[1] for line in ours] == theirs
 
 
 @pytest.mark.captures
@@ -124,7 +170,7 @@ def test_every_shared_capture_runs_to_the_end(
     monkeypatch.setenv("EPCAPD", str(HELPER))
     for path in captures:
         _, records = pf.libpcap_read(path)
-        assert main(["-r", str(path), "--format", fmt, "-q"]) == 0, path.name
+        assert main(["-r", str(path), "--format", fmt, "--quiet"]) == 0, path.name
         out, err = capsys.readouterr()
         assert err == "", path.name
         if fmt == "report":
@@ -147,8 +193,8 @@ def test_write_from_a_file_is_byte_exact(sample: Path, tmp_path: Path) -> None:
     assert copied == [r for r in original if pf_is_tcp_or_udp(r[2])]
     # -w - streams the pcap to stdout, as tcpdump's, into tcpdump itself.
     pipe = subprocess.run(
-        f"{SNIFF} -q -r {sample} -w - | tcpdump -nn -r - 2>&1", shell=True, capture_output=True,
-        text=True, env=ENV, timeout=60,
+        f"{SNIFF} --quiet -r {sample} -w - | tcpdump -nn -r - 2>&1", shell=True,
+        capture_output=True, text=True, env=ENV, timeout=60,
     )  # fmt: skip
     assert pipe.stdout.count(" IP") == len(original) - 2  # the two ARP packets print no " IP"
 
@@ -194,7 +240,7 @@ def test_errors_are_one_line_without_traceback(args: list[str], message: str) ->
 
 
 @pytest.mark.parametrize(
-    "args", [["-r", "x", "-i", "lo"], ["-c", "-1"], ["--format", "xml"], ["-j", "-X"]]
+    "args", [["-r", "x", "-i", "lo"], ["-c", "-1"], ["--format", "xml"], ["--json", "-X"]]
 )
 def test_bad_command_lines_exit_2(args: list[str]) -> None:
     result = run(SNIFF, *args)
@@ -308,7 +354,7 @@ def test_write_50_datagrams_that_tcpdump_reads(udp_port: int, tmp_path: Path) ->
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_ends_cleanly_with_the_summary(signum: int, udp_port: int, tmp_path: Path) -> None:
     out = tmp_path / "sig.pcap"
-    sniff = Sniff("-i", "lo", "-w", str(out), "--print", "-l", f"udp port {udp_port}")
+    sniff = Sniff("-i", "lo", "-w", str(out), "--print", "--line", f"udp port {udp_port}")
     sniff.wait_listening()
     send(udp_port, 20)
     shown = sniff.lines(20)
@@ -326,6 +372,50 @@ def test_a_signal_ends_cleanly_with_the_summary(signum: int, udp_port: int, tmp_
         "0 packets dropped by interface",
     ]
     assert len(tcpdump_read(out)) == 20
+
+
+@pytest.mark.root
+@pytest.mark.usefixtures("clean")
+def test_a_signal_during_a_flood_stops_at_once(udp_port: int, tmp_path: Path) -> None:
+    # Reports print far slower than lo delivers: the backlog must stay bounded
+    # (the helper waits, the kernel drops and counts), and Ctrl-C must not
+    # print the backlog first.  What was on its way still goes to the file.
+    out = tmp_path / "flood.pcap"
+    sniff = Sniff("-i", "lo", "-w", str(out), "--print", f"udp port {udp_port}")
+    sniff.wait_listening()
+    stop = threading.Event()
+
+    def flood() -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            while not stop.is_set():
+                for _ in range(100):
+                    tx.sendto(b"f" * 100, ("127.0.0.1", udp_port))
+
+    def drain() -> None:
+        assert sniff.proc.stdout is not None
+        while sniff.proc.stdout.read(65536):
+            pass
+
+    threads = [threading.Thread(target=flood), threading.Thread(target=drain)]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    rss = int(proc_status(sniff.proc.pid)["VmRSS"].split()[0])
+    sniff.proc.send_signal(signal.SIGINT)
+    signalled = time.monotonic()
+    assert sniff.proc.wait(10) == 0
+    took = time.monotonic() - signalled
+    stop.set()
+    for t in threads:
+        t.join()
+    assert sniff.proc.stderr is not None
+    stderr = sniff.proc.stderr.read()
+    assert took < 3, f"{took:.1f} s from SIGINT to exit"
+    assert rss < 150_000, f"{rss} KiB resident while flooded"
+    captured = int(re.search(r"^(\d+) packets? captured$", stderr, re.M).group(1))  # type: ignore[union-attr]
+    assert re.search(r"^\d+ packets? dropped by kernel$", stderr, re.M), stderr
+    assert captured > 0
+    assert len(pf.libpcap_read(out)[1]) == captured  # the file is whole and holds them all
 
 
 @pytest.mark.root
@@ -358,7 +448,7 @@ def test_live_status_line_on_a_terminal(udp_port: int) -> None:
 def test_two_interfaces_into_one_pcapng(udp_port: int, tmp_path: Path) -> None:
     out = tmp_path / "both.pcapng"
     sniff = Sniff(
-        "-i", "lo", "-i", "lo", "-w", str(out), "-c", "20", "--print", "-l",
+        "-i", "lo", "-i", "lo", "-w", str(out), "-c", "20", "--print", "--line",
         f"udp port {udp_port}",
     )  # fmt: skip
     sniff.wait_listening(2)

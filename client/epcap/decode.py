@@ -7,7 +7,9 @@ extension headers, ARP) and the transport (TCP, UDP, ICMP, ICMPv6, SCTP).
 Each layer's header is parsed with dpkt's header classes, one layer at a
 time, so a truncated or malformed packet is reported as far as it decodes:
 the fields found so far are filled in and :attr:`Decoded.error` says which
-layer stopped and why.  Decoding never raises on packet contents.
+layer stopped and why.  Decoding never raises on packet contents, and takes
+time in proportion to the packet's size (chains of tags, extension headers
+and chunks are bounded).
 
 dpkt is an optional dependency: ``pip install 'epcap[decode]'``.
 """
@@ -56,6 +58,7 @@ ETHERTYPE_NAMES = {
     **ETHERTYPES,
     0x8100: "802.1q",
     0x88A8: "802.1ad",
+    0x9100: "802.1q-9100",
     0x8035: "rarp",
     0x8847: "mpls",
     0x8848: "mpls-multicast",
@@ -157,10 +160,26 @@ ARP_OPERATIONS = {1: "request", 2: "reply", 3: "rarp-request", 4: "rarp-reply"}
 SLL_PACKET_TYPES = {0: "host", 1: "broadcast", 2: "multicast", 3: "otherhost", 4: "outgoing"}
 PPP_PROTOCOLS = {0x21: "ipv4", 0x57: "ipv6", 0xC021: "lcp", 0x8021: "ipcp", 0xC223: "chap"}
 LOOPBACK_FAMILIES = {2: "ipv4", 10: "ipv6", 24: "ipv6", 28: "ipv6", 30: "ipv6"}
+SLL_PROTOCOLS = {0x0001: "802.3", 0x0004: "llc", 0x000C: "can", 0x000D: "canfd", 0x0010: "ppp"}
+"""Linux cooked capture protocol values below 0x0600, which are not ethertypes."""
+TCPDUMP_ETHERTYPES = {
+    0x0800: "IPv4",
+    0x86DD: "IPv6",
+    0x0806: "ARP",
+    0x8100: "802.1Q",
+    0x88A8: "802.1Q-QinQ",
+    0x9100: "802.1Q-9100",
+}
+MAX_TAGS = 8
+"""VLAN tags taken apart before giving up (real frames carry one or two)."""
+MAX_EXTENSIONS = 16
+"""IPv6 extension headers taken apart before giving up."""
+MAX_CHUNKS = 256
+"""SCTP chunks taken apart; ``protocol_header["more_chunks"]`` flags the rest."""
 
 
 class DecodeError(Exception):
-    """Raised inside the decoder when a layer cannot be taken apart."""
+    """A layer that cannot be taken apart: truncated or malformed."""
 
 
 def _header(cls: Any) -> Any:
@@ -188,16 +207,20 @@ _ARP = dpkt.arp.ARP
 _TCP = dpkt.tcp.TCP
 _UDP = dpkt.udp.UDP
 _Chunk = dpkt.sctp.Chunk
+_IP6_EXTENSIONS = dpkt.ip6.EXT_HDRS_CLS
+
+Buffer = memoryview
+"""What the layers pass on: a view of the packet, never a copy of the rest."""
 
 
 def mac(raw: bytes) -> str:
     """A MAC address in the usual notation: ``00:16:b6:0a:0b:0c``."""
-    return raw.hex(":")
+    return bytes(raw).hex(":")
 
 
 def printable(data: bytes) -> str:
     """``data`` with every byte outside printable ASCII shown as a dot."""
-    return data.decode("latin-1").translate(_DOTS)
+    return bytes(data).decode("latin-1").translate(_DOTS)
 
 
 _DOTS = {i: "." for i in range(256) if not 0x20 <= i < 0x7F}
@@ -210,14 +233,20 @@ class Decoded:
     Addresses are strings in their usual notation; fields of layers the packet
     does not have (or that did not decode) are ``None``.  ``layers`` names
     each layer taken apart, outermost first (``["ethernet", "802.1q",
-    "ipv4", "tcp"]``); ``protocol`` is the innermost protocol found (``tcp``,
-    ``udp``, ``icmp``, ``icmpv6``, ``sctp``, ``arp``, or the name or number
-    of one not taken apart); ``protocol_header`` its header details (TCP
-    flags, sequence and acknowledgement numbers, window, options; ICMP type
-    and code; SCTP chunks; ARP operation); ``network_header`` the IP header's
-    (TTL or hop limit, identification, fragment, IPv6 extension headers).
-    ``payload`` is what follows the innermost header decoded, ``error`` why
-    decoding stopped early (a truncated or malformed header), else ``None``.
+    "ipv4", "tcp"]``); ``vlan`` the VLAN ids, outermost first; ``ethertype``
+    and ``network`` the network layer's type and name (``ipv4``, ``ipv6``,
+    ``arp``, ...), which starts ``network_offset`` bytes into the packet;
+    ``network_header`` that header's details (TTL or hop limit,
+    identification, flags, fragment offset in 8-byte units, IPv6 extension
+    headers); ``protocol`` the innermost protocol found (``tcp``, ``udp``,
+    ``icmp``, ``icmpv6``, ``sctp``, ``arp``, or the name or number of one
+    not taken apart); ``protocol_header`` its details (TCP flags, sequence
+    and acknowledgement numbers, window, options; ICMP type and code; SCTP
+    chunks; ARP operation).  ``payload`` is what follows the innermost header
+    decoded; ``payload_length`` the payload's length as the headers declare
+    it, which exceeds ``payload_bytes`` when the capture cut the packet.
+    ``error`` says why decoding stopped early (a truncated or malformed
+    header), else ``None``.
     """
 
     time: int
@@ -235,11 +264,15 @@ class Decoded:
     source_port: int | None = None
     destination_port: int | None = None
     network: str | None = None
+    network_offset: int | None = None
     network_header: dict[str, Any] = dataclasses.field(default_factory=dict)
     protocol: str | None = None
     protocol_header: dict[str, Any] = dataclasses.field(default_factory=dict)
     payload: bytes = b""
+    payload_length: int | None = None
     error: str | None = None
+    _tags: list[tuple[int, int, int]] = dataclasses.field(default_factory=list, repr=False)
+    _segment: int | None = dataclasses.field(default=None, repr=False)
 
     @property
     def payload_bytes(self) -> int:
@@ -248,22 +281,28 @@ class Decoded:
 
     def timestring(self, digits: int = 9, utc: bool = False) -> str:
         """The time as ``YYYY-MM-DD HH:MM:SS.fffffffff``, local or UTC, with
-        ``digits`` sub-second digits (9 for nanoseconds, 6 for micro)."""
+        ``digits`` sub-second digits (9 for nanoseconds, 6 for micro).  A
+        time no calendar date fits (before year 1, after 9999) is given as
+        seconds since the epoch."""
         sec, nsec = divmod(self.time, 1_000_000_000)
-        tz = _dt.UTC if utc else None
-        stamp = _dt.datetime.fromtimestamp(sec, tz).strftime("%Y-%m-%d %H:%M:%S")
-        return f"{stamp}.{nsec:09d}"[: len(stamp) + 1 + digits] if digits else stamp
+        fraction = f".{nsec:09d}"[: digits + 1] if digits else ""
+        try:
+            moment = _dt.datetime.fromtimestamp(sec, _dt.UTC if utc else None)
+        except (OverflowError, ValueError, OSError):
+            return f"{sec}{fraction}"
+        return moment.strftime("%Y-%m-%d %H:%M:%S") + fraction
 
     def as_dict(self, payload_limit: int | None = None) -> dict[str, Any]:
         """The report's fields as JSON-ready values: ``time`` in ISO 8601 UTC
-        with nanoseconds and ``time_ns`` exact, ``payload`` printable (its
-        first ``payload_limit`` bytes when given) and ``payload_hex``."""
+        with nanoseconds (seconds since the epoch when no date fits) and
+        ``time_ns`` exact, ``payload`` printable (its first
+        ``payload_limit`` bytes when given) and ``payload_hex``."""
         shown = self.payload if payload_limit is None else self.payload[:payload_limit]
-        sec, nsec = divmod(self.time, 1_000_000_000)
-        iso = _dt.datetime.fromtimestamp(sec, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        out: dict[str, Any] = {"time": f"{iso}.{nsec:09d}Z", "time_ns": self.time}
+        stamp = self.timestring(9, utc=True)
+        iso = f"{stamp[:10]}T{stamp[11:]}Z" if stamp[10:11] == " " else stamp
+        out: dict[str, Any] = {"time": iso, "time_ns": self.time}
         for field in dataclasses.fields(self):
-            if field.name not in ("time", "payload"):
+            if field.name not in ("time", "payload") and not field.name.startswith("_"):
                 out[field.name] = getattr(self, field.name)
         out["len"] = out.pop("length")
         out["payload_bytes"] = self.payload_bytes
@@ -283,58 +322,77 @@ class Decoded:
         return "\n".join(lines)
 
     def summary(self, digits: int = 9, utc: bool = False, link: bool = False) -> str:
-        """One line in the manner of tcpdump's default output."""
-        clock = self.timestring(digits, utc)[11:]
-        head = ""
-        if link and self.source_macaddr is not None:
-            head = f"{self.source_macaddr} > {self.destination_macaddr or '?'}, "
-            if self.ethertype is not None:
-                name = ETHERTYPE_NAMES.get(self.ethertype, "unknown")
-                head += f"ethertype {name} (0x{self.ethertype:04x}), "
-            head += f"length {self.length}: "
-        return f"{clock} {head}{self._body()}"
+        """One line as tcpdump ``-nn -S`` prints it (with ``link``, as ``-e``
+        adds the Ethernet header and its VLAN tags)."""
+        stamp = self.timestring(digits, utc)
+        clock = stamp[11:] if stamp[10:11] == " " else stamp
+        if not (link and self.layers[:1] == ["ethernet"]):
+            return f"{clock} {self._body(prefix=True)}"
+        head = f"{self.source_macaddr} > {self.destination_macaddr}, "
+        types = [tpid for tpid, _, _ in self._tags] + [self.ethertype]
+        if types[0] is None:
+            head += f"802.3, length {self.length}: "
+        else:
+            head += f"ethertype {_ethername(types[0])}, length {self.length}: "
+        for (_, vid, pcp), inner in zip(self._tags, types[1:], strict=True):
+            head += f"vlan {vid}, p {pcp}, ethertype {_ethername(inner)}, "
+        return f"{clock} {head}{self._body(prefix=False)}"
 
-    def _body(self) -> str:
+    def _body(self, prefix: bool) -> str:
         src, dst = self.source_address, self.destination_address
         hdr = self.protocol_header
         cut = f" [|{self.error.split(':', 1)[0]}]" if self.error else ""
         if self.network == "arp":
+            carried = self.length - (self.network_offset or 0)
             op = hdr.get("operation")
             if op == "request":
-                text = f"Request who-has {dst} tell {src}"
+                text = f"Request who-has {dst} tell {src}, "
             elif op == "reply":
-                text = f"Reply {src} is-at {hdr.get('sender_macaddr')}"
+                text = f"Reply {src} is-at {hdr.get('sender_macaddr')}, "
             else:
-                text = str(op)
-            return f"ARP, {text}, length {self.length}{cut}"
+                text = f"{op}, " if op is not None else ""
+            return f"{'ARP, ' if prefix else ''}{text}length {carried}{cut}"
         if self.network not in ("ipv4", "ipv6"):
-            what = self.network or self.datalink
-            return f"{what}, length {self.length}{cut}"
+            return f"{self.network or self.datalink}, length {self.length}{cut}"
         ip = "IP" if self.network == "ipv4" else "IP6"
         if src is None or self.protocol is None:
             return f"{ip}, length {self.length}{cut}"
         if self.source_port is not None:
             src, dst = f"{src}.{self.source_port}", f"{dst}.{self.destination_port}"
-        n = self.payload_bytes
-        if self.protocol == "tcp" and "flags" in hdr:
-            flags = "".join(_TCPDUMP_FLAGS[f] for f in reversed(hdr["flags"])) or "none"
-            text = f"Flags [{flags}], seq {hdr['seq']}"
-            if "ack" in hdr["flags"]:
-                text += f", ack {hdr['ack']}"
-            text += f", win {hdr['window']}, length {n}"
-        elif self.protocol == "udp" and self.source_port is not None:
-            text = f"UDP, length {n}"
-        elif self.protocol in ("icmp", "icmpv6") and "type" in hdr:
-            name = hdr.get("name") or f"type {hdr['type']}"
-            text = f"{self.protocol.upper()} {name.replace('-', ' ')}"
-            if "id" in hdr:
-                text += f", id {hdr['id']}, seq {hdr['seq']}"
-            text += f", length {n}"
-        elif self.protocol == "sctp" and "chunks" in hdr:
-            text = f"sctp [{', '.join(hdr['chunks'])}]"
-        else:
-            text = f"{self.protocol}, length {n}"
-        return f"{ip} {src} > {dst}: {text}{cut}"
+        text = _transport_text(self)
+        return f"{ip + ' ' if prefix else ''}{src} > {dst}: {text}{cut}"
+
+
+def _ethername(ethertype: int | None) -> str:
+    if ethertype is None:
+        return "802.3"
+    return f"{TCPDUMP_ETHERTYPES.get(ethertype, 'Unknown')} (0x{ethertype:04x})"
+
+
+def _transport_text(d: Decoded) -> str:
+    hdr = d.protocol_header
+    n = d.payload_length if d.payload_length is not None else d.payload_bytes
+    if d.protocol == "tcp" and "flags" in hdr:
+        flags = "".join(_TCPDUMP_FLAGS[f] for f in reversed(hdr["flags"])) or "none"
+        seq = hdr["seq"]
+        text = f"Flags [{flags}], seq {seq}" + (f":{(seq + n) & 0xFFFFFFFF}" if n > 0 else "")
+        if "ack" in hdr["flags"]:
+            text += f", ack {hdr['ack']}"
+        text += f", win {hdr['window']}"
+        if "options" in hdr:
+            text += f", options [{','.join(hdr['options'])}]"
+        return f"{text}, length {n}"
+    if d.protocol == "udp" and d.source_port is not None:
+        return f"UDP, length {n}"
+    if d.protocol in ("icmp", "icmpv6") and "type" in hdr:
+        name = (hdr.get("name") or f"type {hdr['type']}").replace("-", " ")
+        text = f"ICMP {name}" if d.protocol == "icmp" else f"ICMP6, {name}"
+        if "id" in hdr:
+            text += f", id {hdr['id']}, seq {hdr['seq']}"
+        return f"{text}, length {d._segment if d._segment is not None else n}"
+    if d.protocol == "sctp" and "chunks" in hdr:
+        return f"sctp [{', '.join(hdr['chunks'])}]"
+    return f"{d.protocol}, length {n}"
 
 
 REPORT_FIELDS = (
@@ -351,6 +409,7 @@ REPORT_FIELDS = (
     "network_header",
     "protocol",
     "protocol_header",
+    "payload_length",
     "payload_bytes",
     "payload",
     "error",
@@ -368,7 +427,7 @@ _TCPDUMP_FLAGS = {
     "cwr": "W",
 }
 
-Step = Callable[["Decoded", bytes], "tuple[Step | None, bytes]"]
+Step = Callable[["Decoded", Buffer], "tuple[Step | None, Buffer]"]
 
 
 def decode(packet: Packet, datalink: str | None = None) -> Decoded:
@@ -376,7 +435,7 @@ def decode(packet: Packet, datalink: str | None = None) -> Decoded:
     ``datalink`` names the link type when it is one :data:`DATALINKS`
     lacks (the capture's ``settings["datalink_name"]``); a packet of a link
     type not taken apart has no ``layers`` and its bytes as ``payload``."""
-    data = packet.data
+    data = memoryview(packet.data)
     d = Decoded(
         time=packet.time,
         caplen=len(data),
@@ -389,7 +448,7 @@ def decode(packet: Packet, datalink: str | None = None) -> Decoded:
         current = step
         try:
             step, data = current(d, data)
-        except Exception as exc:  # dpkt raises many kinds on hostile bytes
+        except (DecodeError, dpkt.UnpackError, struct.error) as exc:
             d.error = f"{current.__name__.strip('_')}: {_why(exc)}"
             break
     d.payload = bytes(data)
@@ -404,57 +463,74 @@ def _why(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _need(buf: bytes, n: int, what: str) -> None:
+def _need(buf: Buffer, n: int, what: str) -> None:
     if len(buf) < n:
         raise DecodeError(f"truncated {what} ({len(buf)} of {n} bytes)")
+
+
+def _network(d: Decoded, name: str, buf: Buffer) -> Step | None:
+    """The network layer starts here: name it and say which step reads it."""
+    d.network = name
+    d.network_offset = d.caplen - len(buf)
+    return _NETWORKS.get(name)
 
 
 # Link layers --------------------------------------------------------------
 
 
-def _ethernet(d: Decoded, buf: bytes) -> tuple[Step | None, bytes]:
+def _ethernet(d: Decoded, buf: Buffer) -> tuple[Step | None, Buffer]:
     _need(buf, 14, "header")
     eth = _Ethernet(buf)
     d.layers.append("ethernet")
     d.destination_macaddr, d.source_macaddr = mac(eth.dst), mac(eth.src)
     if eth.type <= 1500:  # an 802.3 length: LLC follows, not taken apart
-        d.layers.append("llc")
-        d.network = "llc"
-        return None, eth.data[: eth.type]
-    return _by_ethertype(d, eth.type, eth.data)
+        return _network(d, "llc", buf[14:]), buf[14 : 14 + eth.type]
+    return _by_ethertype(d, eth.type, buf[14:])
 
 
-def _by_ethertype(d: Decoded, ethertype: int, buf: bytes) -> tuple[Step | None, bytes]:
-    d.ethertype = ethertype
+def _by_ethertype(d: Decoded, ethertype: int, buf: Buffer) -> tuple[Step | None, Buffer]:
     if ethertype in VLAN_ETHERTYPES:
-        return _vlan, buf
-    d.network = ETHERTYPE_NAMES.get(ethertype, f"ethertype-0x{ethertype:04x}")
-    return _NETWORKS.get(ethertype), buf
+        if len(d._tags) == MAX_TAGS:
+            raise DecodeError(f"more than {MAX_TAGS} VLAN tags")
+        return _vlan_tag(ethertype), buf
+    d.ethertype = ethertype
+    name = ETHERTYPE_NAMES.get(ethertype, f"ethertype-0x{ethertype:04x}")
+    return _network(d, name, buf), buf
 
 
-def _vlan(d: Decoded, buf: bytes) -> tuple[Step | None, bytes]:
-    _need(buf, 4, "tag")
-    tag = _VLAN(buf)
-    d.layers.append(ETHERTYPE_NAMES[d.ethertype or 0x8100])
-    d.vlan.append(tag.id)
-    return _by_ethertype(d, tag.type, buf[4:])
+def _vlan_tag(tpid: int) -> Step:
+    def _vlan(d: Decoded, buf: Buffer) -> tuple[Step | None, Buffer]:
+        _need(buf, 4, "tag")
+        tag = _VLAN(buf)
+        d.layers.append(ETHERTYPE_NAMES[tpid])
+        d.vlan.append(tag.id)
+        d._tags.append((tpid, tag.id, tag.pri))
+        return _by_ethertype(d, tag.type, buf[4:])
+
+    return _vlan
 
 
-def _sll(d: Decoded, buf: bytes) -> tuple[Step | None, bytes]:
+def _cooked(d: Decoded, protocol: int, buf: Buffer) -> tuple[Step | None, Buffer]:
+    if protocol < 0x0600:  # not an ethertype: what the interface carries
+        return _network(d, SLL_PROTOCOLS.get(protocol, f"sll-0x{protocol:04x}"), buf), buf
+    return _by_ethertype(d, protocol, buf)
+
+
+def _sll(d: Decoded, buf: Buffer) -> tuple[Step | None, Buffer]:
     _need(buf, 16, "header")
     sll = _SLL(buf)
     d.layers.append("linux-sll")
     _cooked_address(d, sll.type, sll.hrd, sll.hlen, sll.hdr)
-    return _by_ethertype(d, sll.ethtype, sll.data)
+    return _cooked(d, sll.ethtype, buf[16:])
 
 
-def _sll2(d: Decoded, buf: bytes) -> tuple[Step | None, bytes]:
+def _sll2(d: Decoded, buf: Buffer) -> tuple[Step | None, Buffer]:
     _need(buf, 20, "header")
     sll = _SLL2(buf)
     d.layers.append("linux-sll2")
     d.network_header["interface_index"] = sll.intindex
     _cooked_address(d, sll.type, sll.hrd, sll.hlen, sll.hdr)
-    return _by_ethertype(d, sll.ethtype, sll.data)
+    return _cooked(d, sll.ethtype, buf[20:])
 
 
 def _cooked_address(d: Decoded, kind: int, hrd: int, hlen: int, addr: bytes) -> None:
@@ -463,18 +539,17 @@ def _cooked_address(d: Decoded, kind: int, hrd: int, hlen: int, addr: bytes) -> 
         d.source_macaddr = mac(addr[:6])
 
 
-def _loopback(d: Decoded, buf: bytes) -> tuple[Step | None, bytes]:
+def _loopback(d: Decoded, buf: Buffer) -> tuple[Step | None, Buffer]:
     _need(buf, 4, "header")
     family = int.from_bytes(buf[:4], "big")
     if d.dlt == 0:  # the capturing host's byte order, whichever it was
         family = min(family, int.from_bytes(buf[:4], "little"))
     d.layers.append("loopback")
-    d.network = LOOPBACK_FAMILIES.get(family, f"family-{family}")
-    return {"ipv4": _ipv4, "ipv6": _ipv6}.get(d.network), buf[4:]
+    return _network(d, LOOPBACK_FAMILIES.get(family, f"family-{family}"), buf[4:]), buf[4:]
 
 
-def _ppp(d: Decoded, buf: bytes) -> tuple[Step | None, bytes]:
-    if buf[:2] == b"\xff\x03":  # HDLC address and control
+def _ppp(d: Decoded, buf: Buffer) -> tuple[Step | None, Buffer]:
+    if bytes(buf[:2]) == b"\xff\x03":  # HDLC address and control
         buf = buf[2:]
     _need(buf, 1, "protocol")
     if buf[0] & 1:  # a compressed one-byte protocol field
@@ -484,33 +559,29 @@ def _ppp(d: Decoded, buf: bytes) -> tuple[Step | None, bytes]:
         proto, buf = int.from_bytes(buf[:2], "big"), buf[2:]
     d.layers.append("ppp")
     d.network_header["ppp_protocol"] = proto
-    d.network = PPP_PROTOCOLS.get(proto, f"ppp-0x{proto:04x}")
-    return {"ipv4": _ipv4, "ipv6": _ipv6}.get(d.network), buf
+    return _network(d, PPP_PROTOCOLS.get(proto, f"ppp-0x{proto:04x}"), buf), buf
 
 
-def _raw(d: Decoded, buf: bytes) -> tuple[Step | None, bytes]:
+def _raw(d: Decoded, buf: Buffer) -> tuple[Step | None, Buffer]:
     _need(buf, 1, "header")
     version = buf[0] >> 4
     if version not in (4, 6):
         raise DecodeError(f"IP version {version}")
-    d.network = f"ipv{version}"
-    return (_ipv4 if version == 4 else _ipv6), buf
+    return _network(d, f"ipv{version}", buf), buf
 
 
-def _raw4(d: Decoded, buf: bytes) -> tuple[Step | None, bytes]:
-    d.network = "ipv4"
-    return _ipv4, buf
+def _raw4(d: Decoded, buf: Buffer) -> tuple[Step | None, Buffer]:
+    return _network(d, "ipv4", buf), buf
 
 
-def _raw6(d: Decoded, buf: bytes) -> tuple[Step | None, bytes]:
-    d.network = "ipv6"
-    return _ipv6, buf
+def _raw6(d: Decoded, buf: Buffer) -> tuple[Step | None, Buffer]:
+    return _network(d, "ipv6", buf), buf
 
 
 # Network layers -----------------------------------------------------------
 
 
-def _ipv4(d: Decoded, buf: bytes) -> tuple[Step | None, bytes]:
+def _ipv4(d: Decoded, buf: Buffer) -> tuple[Step | None, Buffer]:
     _need(buf, 20, "header")
     ip = _IP(buf)
     if ip.v != 4:
@@ -520,7 +591,6 @@ def _ipv4(d: Decoded, buf: bytes) -> tuple[Step | None, bytes]:
         raise DecodeError(f"header length {hl} below 20")
     _need(buf, hl, "header with options")
     d.layers.append("ipv4")
-    d.network = "ipv4"
     d.source_address = str(ipaddress.IPv4Address(ip.src))
     d.destination_address = str(ipaddress.IPv4Address(ip.dst))
     flags = [name for bit, name in ((ip.df, "df"), (ip.mf, "mf")) if bit]
@@ -528,50 +598,61 @@ def _ipv4(d: Decoded, buf: bytes) -> tuple[Step | None, bytes]:
         tos=ip.tos, length=ip.len, id=ip.id, flags=flags, fragment_offset=ip.offset, ttl=ip.ttl
     )
     if hl > 20:
-        d.network_header["options"] = buf[20:hl].hex()
-    end = ip.len if ip.len >= hl else len(buf)  # 0: segmentation offload
-    return _transport(d, ip.p, buf[hl:end], first_fragment=ip.offset == 0)
+        d.network_header["options"] = bytes(buf[20:hl]).hex()
+    if ip.len == 0:  # segmentation offload: the length is what was captured
+        return _transport(d, ip.p, buf[hl:], len(buf) - hl, ip.offset == 0)
+    if ip.len < hl:
+        raise DecodeError(f"total length {ip.len} below the header's {hl}")
+    return _transport(d, ip.p, buf[hl : ip.len], ip.len - hl, ip.offset == 0)
 
 
-def _ipv6(d: Decoded, buf: bytes) -> tuple[Step | None, bytes]:
+def _ipv6(d: Decoded, buf: Buffer) -> tuple[Step | None, Buffer]:
     _need(buf, 40, "header")
     ip6 = _IP6(buf)
     if ip6.v != 6:
         raise DecodeError(f"version {ip6.v}, not 6")
     d.layers.append("ipv6")
-    d.network = "ipv6"
     d.source_address = str(ipaddress.IPv6Address(ip6.src))
     d.destination_address = str(ipaddress.IPv6Address(ip6.dst))
     d.network_header.update(
-        traffic_class=ip6.fc, flow_label=ip6.flow, payload_length=ip6.plen, hop_limit=ip6.hlim
+        traffic_class=ip6.fc,
+        flow_label=ip6.flow,
+        payload_length=ip6.plen,
+        hop_limit=ip6.hlim,
+        next_header=ip6.nxt,
+        extension_headers=[],
     )
-    d.network_header["extension_headers"] = []
-    rest = buf[40 : 40 + ip6.plen] if ip6.plen else buf[40:]  # 0: jumbogram or offload
-    d.network_header["next_header"] = ip6.nxt
-    return _ipv6_next(d, ip6.nxt, rest)
+    if ip6.plen == 0:  # a jumbogram, or segmentation offload
+        return _ipv6_next(d, ip6.nxt, buf[40:], len(buf) - 40)
+    return _ipv6_next(d, ip6.nxt, buf[40 : 40 + ip6.plen], ip6.plen)
 
 
-def _ipv6_next(d: Decoded, nxt: int, buf: bytes) -> tuple[Step | None, bytes]:
+def _ipv6_next(d: Decoded, nxt: int, buf: Buffer, left: int) -> tuple[Step | None, Buffer]:
+    """The header after IPv6's or an extension's: ``left`` bytes declared."""
     if nxt not in IPV6_EXTENSIONS:
-        return _transport(d, nxt, buf, first_fragment=True)
+        return _transport(d, nxt, buf, left, first_fragment=True)
+    taken: list[str] = d.network_header["extension_headers"]
+    if len(taken) == MAX_EXTENSIONS:
+        raise DecodeError(f"more than {MAX_EXTENSIONS} extension headers")
 
-    def _ipv6_extension(d: Decoded, buf: bytes) -> tuple[Step | None, bytes]:
-        ext = dpkt.ip6.EXT_HDRS_CLS[nxt](buf)
+    def _ipv6_extension(d: Decoded, buf: Buffer) -> tuple[Step | None, Buffer]:
+        ext = _IP6_EXTENSIONS[nxt](bytes(buf[:2048]))  # 2048: the longest there is
         if ext.length > len(buf):
             raise DecodeError(f"truncated {IPV6_EXTENSIONS[nxt]} header")
-        d.network_header["extension_headers"].append(IPV6_EXTENSIONS[nxt])
+        taken.append(IPV6_EXTENSIONS[nxt])
+        rest = buf[ext.length :]
         if nxt == 44:
             d.network_header.update(
                 fragment_offset=ext.frag_off, more_fragments=bool(ext.m_flag), id=ext.id
             )
             if ext.frag_off:
-                return _transport(d, ext.nxt, buf[ext.length :], first_fragment=False)
-        return _ipv6_next(d, ext.nxt, buf[ext.length :])
+                return _transport(d, ext.nxt, rest, left - ext.length, first_fragment=False)
+        return _ipv6_next(d, ext.nxt, rest, left - ext.length)
 
     return _ipv6_extension, buf
 
 
-def _arp(d: Decoded, buf: bytes) -> tuple[Step | None, bytes]:
+def _arp(d: Decoded, buf: Buffer) -> tuple[Step | None, Buffer]:
     _need(buf, 8, "header")
     hln, pln = buf[4], buf[5]
     if (hln, pln) != (6, 4):
@@ -594,19 +675,23 @@ def _arp(d: Decoded, buf: bytes) -> tuple[Step | None, bytes]:
 
 
 def _transport(
-    d: Decoded, proto: int, buf: bytes, first_fragment: bool
-) -> tuple[Step | None, bytes]:
+    d: Decoded, proto: int, buf: Buffer, length: int, first_fragment: bool
+) -> tuple[Step | None, Buffer]:
+    """The transport segment: ``length`` bytes by the IP header, ``buf`` the
+    part captured.  A later fragment carries no transport header."""
     d.protocol = IP_PROTOCOLS.get(proto, f"ip-proto-{proto}")
-    if not first_fragment:
-        return None, buf  # a later fragment: no transport header in it
-    return _TRANSPORTS.get(proto), buf
+    d._segment = max(length, 0)
+    step = _TRANSPORTS.get(proto) if first_fragment else None
+    if step is None:
+        d.payload_length = d._segment
+    return step, buf
 
 
 def _ports(d: Decoded, seg: Any) -> None:
     d.source_port, d.destination_port = seg.sport, seg.dport
 
 
-def _tcp(d: Decoded, buf: bytes) -> tuple[Step | None, bytes]:
+def _tcp(d: Decoded, buf: Buffer) -> tuple[Step | None, Buffer]:
     _need(buf, 20, "header")
     off = (buf[12] >> 4) * 4
     if off < 20:
@@ -624,7 +709,8 @@ def _tcp(d: Decoded, buf: bytes) -> tuple[Step | None, bytes]:
         header_length=off,
     )
     if tcp.opts:
-        d.protocol_header["options"] = _tcp_options(tcp.opts)
+        d.protocol_header["options"] = _tcp_options(bytes(tcp.opts))
+    d.payload_length = max((d._segment or 0) - off, 0)
     return None, buf[off:]
 
 
@@ -647,70 +733,77 @@ def _tcp_options(raw: bytes) -> list[str]:
             out.append(f"TS val {tsval} ecr {tsecr}")
         elif kind == 5 and val and len(val) % 8 == 0:
             edges = struct.unpack(f">{len(val) // 4}I", val)
-            out.append(
-                "sack " + " ".join(f"{a}:{b}" for a, b in zip(edges[::2], edges[1::2], strict=True))
-            )
+            pairs = zip(edges[::2], edges[1::2], strict=True)
+            out.append("sack " + " ".join(f"{a}:{b}" for a, b in pairs))
         else:
             out.append(f"opt-{kind}" + (f" {val.hex()}" if val else ""))
     return out
 
 
-def _udp(d: Decoded, buf: bytes) -> tuple[Step | None, bytes]:
+def _udp(d: Decoded, buf: Buffer) -> tuple[Step | None, Buffer]:
     _need(buf, 8, "header")
     udp = _UDP(buf)
     d.layers.append("udp")
     _ports(d, udp)
     d.protocol_header.update(length=udp.ulen, checksum=udp.sum)
-    end = udp.ulen if udp.ulen >= 8 else len(buf)
-    return None, buf[8:end]
+    if udp.ulen < 8:
+        d.payload_length = max((d._segment or 0) - 8, 0)
+        return None, buf[8:]
+    d.payload_length = udp.ulen - 8
+    return None, buf[8 : udp.ulen]
 
 
-def _icmp(d: Decoded, buf: bytes) -> tuple[Step | None, bytes]:
+def _icmp(d: Decoded, buf: Buffer) -> tuple[Step | None, Buffer]:
     _need(buf, 4, "header")
     icmp = _ICMP(buf)
     d.layers.append("icmp")
     d.protocol_header.update(type=icmp.type, code=icmp.code, name=ICMP_TYPES.get(icmp.type))
+    d.payload_length = max((d._segment or 0) - 8, 0)
     if icmp.type in (0, 8, 13, 14):  # echo and timestamp carry id and seq
         _need(buf, 8, "echo header")
         echo = _Echo(buf[4:])
         d.protocol_header.update(id=echo.id, seq=echo.seq)
-    return None, buf[8:] if len(buf) >= 8 else b""
+    return None, buf[8:]
 
 
-def _icmpv6(d: Decoded, buf: bytes) -> tuple[Step | None, bytes]:
+def _icmpv6(d: Decoded, buf: Buffer) -> tuple[Step | None, Buffer]:
     _need(buf, 4, "header")
     icmp = _ICMP6(buf)
     d.layers.append("icmpv6")
     d.protocol_header.update(type=icmp.type, code=icmp.code, name=ICMPV6_TYPES.get(icmp.type))
+    d.payload_length = max((d._segment or 0) - 8, 0)
     if icmp.type in (128, 129):
         _need(buf, 8, "echo header")
         echo = _Echo(buf[4:])
         d.protocol_header.update(id=echo.id, seq=echo.seq)
     elif icmp.type in (135, 136, 137):  # neighbour discovery names a target
         _need(buf, 24, "target address")
-        d.protocol_header["target"] = str(ipaddress.IPv6Address(buf[8:24]))
-    return None, buf[8:] if len(buf) >= 8 else b""
+        d.protocol_header["target"] = str(ipaddress.IPv6Address(bytes(buf[8:24])))
+    return None, buf[8:]
 
 
-def _sctp(d: Decoded, buf: bytes) -> tuple[Step | None, bytes]:
+def _sctp(d: Decoded, buf: Buffer) -> tuple[Step | None, Buffer]:
     _need(buf, 12, "common header")
     sctp = _SCTP(buf)
     d.layers.append("sctp")
     _ports(d, sctp)
     chunks: list[str] = []
     d.protocol_header.update(verification_tag=sctp.vtag, chunks=chunks)
-    rest, user_data = buf[12:], b""
-    while len(rest) >= 4:
-        chunk = _Chunk(rest)
+    pos, user_data = 12, []
+    while len(buf) - pos >= 4:
+        if len(chunks) == MAX_CHUNKS:
+            d.protocol_header["more_chunks"] = True
+            break
+        chunk = _Chunk(buf[pos:])
         if chunk.len < 4:
             raise DecodeError(f"chunk length {chunk.len} below 4")
         chunks.append(SCTP_CHUNKS.get(chunk.type, f"chunk-{chunk.type}"))
         if chunk.type == 0:  # DATA: TSN, stream, sequence, PPID, then user data
-            user_data += bytes(chunk.data[12:])
-        if chunk.len > len(rest):
+            user_data.append(bytes(chunk.data[12:]))
+        if chunk.len > len(buf) - pos:
             raise DecodeError(f"truncated {chunks[-1]} chunk")
-        rest = rest[(chunk.len + 3) & ~3 :]
-    return None, user_data
+        pos += (chunk.len + 3) & ~3
+    return None, memoryview(b"".join(user_data))
 
 
 _LINKS: dict[int, Step] = {
@@ -726,5 +819,5 @@ _LINKS: dict[int, Step] = {
     229: _raw6,
     276: _sll2,
 }
-_NETWORKS: dict[int, Step] = {0x0800: _ipv4, 0x86DD: _ipv6, 0x0806: _arp}
+_NETWORKS: dict[str, Step] = {"ipv4": _ipv4, "ipv6": _ipv6, "arp": _arp}
 _TRANSPORTS: dict[int, Step] = {6: _tcp, 17: _udp, 1: _icmp, 58: _icmpv6, 132: _sctp}

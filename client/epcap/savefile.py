@@ -47,6 +47,10 @@ class _Writer:
         self.count = 0
         """Packets written so far."""
 
+    def write(self, packet: Packet, interface: int = 0) -> None:
+        """Append one packet captured on ``interface``."""
+        raise NotImplementedError
+
     def flush(self) -> None:
         """Push what was written to the file."""
         self._out.flush()
@@ -90,9 +94,14 @@ class PcapWriter(_Writer):
         magic = 0xA1B23C4D if precision == "nano" else 0xA1B2C3D4
         self._out.write(struct.pack("=IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype(dlt)))
 
-    def write(self, packet: Packet) -> None:
-        """Append one packet."""
+    def write(self, packet: Packet, interface: int = 0) -> None:
+        """Append one packet.  A pcap file has one interface, 0; its time
+        stamps hold the years 1970 to 2106 (ValueError for others)."""
+        if interface != 0:
+            raise ValueError(f"no interface {interface} in a pcap file")
         sec, frac = divmod(packet.time, 1_000_000_000)
+        if not 0 <= sec <= 0xFFFFFFFF:
+            raise ValueError(f"time {packet.time} ns does not fit a pcap file (1970 to 2106)")
         data = packet.data
         self._out.write(
             struct.pack("=IIII", sec, frac // self._unit, len(data), packet.length) + data
@@ -137,12 +146,15 @@ class PcapngWriter(_Writer):
         self._interfaces += 1
         return self._interfaces - 1
 
-    def write(self, interface: int, packet: Packet) -> None:
+    def write(self, packet: Packet, interface: int = 0) -> None:
         """Append one packet captured on ``interface`` (from
-        :meth:`add_interface`) as an enhanced packet block."""
+        :meth:`add_interface`) as an enhanced packet block.  Times before
+        1970 do not fit (ValueError)."""
         if not 0 <= interface < self._interfaces:
             raise ValueError(f"no interface {interface} in this file")
         stamp = packet.time // self._unit
+        if not 0 <= stamp < 1 << 64:
+            raise ValueError(f"time {packet.time} ns does not fit a pcapng file")
         data = packet.data
         head = struct.pack(
             "=IIIII", interface, stamp >> 32, stamp & 0xFFFFFFFF, len(data), packet.length

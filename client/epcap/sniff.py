@@ -1,7 +1,7 @@
 """epcap-sniff: look at traffic from Python's side, the way tcpdump shows it.
 
     epcap-sniff -i eth0 'tcp port 80'             # a report per packet
-    epcap-sniff -i eth0 --format line -c 20       # one line each, as tcpdump
+    epcap-sniff -i eth0 --line -c 20              # one line each, as tcpdump
     epcap-sniff -r trace.pcapng --json | jq .     # JSON lines
     epcap-sniff -i eth0 -i eth1 -w both.pcapng    # save, written by this process
     python -m epcap.sniff --demo
@@ -11,9 +11,10 @@ little traffic it makes itself when the helper can get privilege, otherwise
 the sample capture bundled with the package; either way it says which, and
 ends by itself.
 
-Ctrl-C and SIGTERM stop the captures; the packets already captured are still
-shown and saved, then the summary tcpdump prints goes to stderr and the exit
-status is 0, as tcpdump's.  Errors are one line on stderr and status 1.
+Ctrl-C and SIGTERM stop the captures at once: printing stops, the packets
+already on their way are still saved with ``-w``, the summary tcpdump prints
+goes to stderr and the exit status is 0, as tcpdump's; a second signal
+stops waiting for the helpers.  Errors are one line on stderr and status 1.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ SAMPLE = Path(__file__).resolve().parent / "data" / "sample.pcap"
 DEMO_PACKETS = 10
 STATUS_EVERY = 0.5
 """Seconds between updates of the live status line."""
+QUEUE_BATCHES = 8
+"""Batches read ahead of the display; beyond them the helpers wait."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,9 +52,10 @@ def _parser() -> argparse.ArgumentParser:
         prog="epcap-sniff",
         description="Capture packets through the sandboxed epcapd helper, decode and show "
         "them (a report per packet, one line each, or JSON lines), and save them to a file.",
-        epilog="Ctrl-C or SIGTERM ends the capture cleanly: packets already captured are "
-        "shown and saved, the summary goes to stderr and the exit status is 0. Errors "
-        "exit with status 1 (2 for a bad command line).",
+        epilog="Ctrl-C or SIGTERM stops the capture at once: packets already on their way "
+        "are saved with -w but no longer shown, the summary goes to stderr and the exit "
+        "status is 0; a second signal stops waiting for the helpers. Errors exit with "
+        "status 1 (2 for a bad command line). Short options mean what they mean to tcpdump.",
     )
     src = p.add_argument_group("what to capture")
     src.add_argument(
@@ -115,13 +119,25 @@ def _parser() -> argparse.ArgumentParser:
         help="a multi-line report per packet (default), one line per packet as tcpdump, "
         "or JSON lines",
     )
-    out.add_argument("-j", "--json", action="store_const", const="json", dest="format")
     out.add_argument(
-        "-l", "--line", action="store_const", const="line", dest="format", help="--format line"
+        "--json", action="store_const", const="json", dest="format", help="--format json"
     )
-    out.add_argument("-e", action="store_true", help="line format: show the MAC addresses")
-    out.add_argument("-x", action="store_true", help="also dump each packet in hex")
-    out.add_argument("-X", action="store_true", help="also dump each packet in hex and ASCII")
+    out.add_argument(
+        "--line", action="store_const", const="line", dest="format", help="--format line"
+    )
+    out.add_argument("-e", action="store_true", help="line format: show the link-level header")
+    out.add_argument(
+        "-x",
+        action="count",
+        default=0,
+        help="also dump each packet in hex, from the network layer (-xx: from the link layer)",
+    )
+    out.add_argument(
+        "-X", action="count", default=0, help="as -x, with ASCII beside the hex (-XX: as -xx)"
+    )
+    out.add_argument(
+        "-l", action="store_true", help="accepted for tcpdump's sake: output is flushed anyway"
+    )
     out.add_argument(
         "--payload",
         type=int,
@@ -129,7 +145,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="report and JSON: show the first N payload bytes (default 256, 0 for all)",
     )
-    out.add_argument("-u", "--utc", action="store_true", help="show times in UTC, not local")
+    out.add_argument("--utc", action="store_true", help="show times in UTC, not local time")
     out.add_argument("-n", action="store_true", help="accepted for tcpdump's sake: never resolves")
     out.add_argument(
         "-w",
@@ -139,7 +155,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     out.add_argument("--print", action="store_true", help="with -w, show packets as well")
     out.add_argument(
-        "-q", "--quiet", action="store_true", help="no live status line, no summary at the end"
+        "--quiet", action="store_true", help="no 'listening on', status line or summary"
     )
     p.add_argument("expression", nargs="*", help="BPF filter expression (pcap-filter(7))")
     return p
@@ -194,8 +210,10 @@ class _Display:
             text = d.report(self._digits, self._limit, a.utc)
             if len(self._names) > 1:
                 text = f"interface: {json.dumps(self._names[source])}\n{text}"
-        if a.x or a.X:
-            text += "\n" + hexdump(pkt.data, ascii=a.X)
+        dump = max(a.x, a.X)
+        if dump:
+            start = 0 if dump > 1 else d.network_offset or 0  # -x starts past the link
+            text += "\n" + hexdump(pkt.data[start:], ascii=bool(a.X))
         if a.format == "report":
             text += "\n"  # a blank line between reports
         self._out.write(text + "\n")
@@ -245,28 +263,43 @@ class _Status:
             self.clear()
             self._next = 0.0  # redraw after the output
 
+    def __enter__(self) -> _Status:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.clear()
+
 
 class _Captures:
-    """The running captures: a reader thread each feeding one queue, and
-    SIGINT and SIGTERM stopping them all.  Stopping keeps what they already
-    hold: :meth:`items` goes on until every helper has sent its end."""
+    """The running captures, from the moment they are open to their close: a
+    reader thread each, feeding a bounded queue (so a slow consumer makes
+    the helpers wait and the kernel count its drops, instead of this
+    process growing), and SIGINT and SIGTERM, which stop the helpers.  The
+    first signal sets :attr:`signalled`; a second abandons the packets
+    still on their way.  Leaving stops the helpers, ends the readers, closes
+    the captures and only then restores the signal handlers."""
 
     def __init__(self, caps: list[Capture]) -> None:
         self._caps = caps
-        self._queue: queue.Queue[tuple[int, Any]] = queue.Queue()
+        self._queue: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=QUEUE_BATCHES)
         self._threads: list[threading.Thread] = []
         self._saved: dict[int, Any] = {}
+        self._abandoned = False
+        self.signalled = False
 
     def __enter__(self) -> _Captures:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            self._saved[sig] = signal.signal(sig, self._signalled)
+            self._saved[sig] = signal.signal(sig, self._signal)
         for index, cap in enumerate(self._caps):
             thread = threading.Thread(target=self._read, args=(index, cap), daemon=True)
             thread.start()
             self._threads.append(thread)
         return self
 
-    def _signalled(self, signum: int, frame: FrameType | None) -> None:
+    def _signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.signalled:
+            self._abandoned = True
+        self.signalled = True
         self.stop()
 
     def stop(self) -> None:
@@ -274,20 +307,30 @@ class _Captures:
         for cap in self._caps:
             cap.stop()
 
+    def _put(self, item: tuple[int, Any]) -> bool:
+        while not self._abandoned:
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def _read(self, index: int, cap: Capture) -> None:
         try:
             for batch in cap.batches():
-                self._queue.put((index, batch))
+                if not self._put((index, batch)):
+                    return
         except Exception as exc:  # reported by the main thread
-            self._queue.put((index, exc))
-        finally:
-            self._queue.put((index, _DONE))
+            self._put((index, exc))
+        self._put((index, _DONE))
 
     def items(self, tick: Callable[[], None]) -> Iterator[tuple[int, Any]]:
         """``(capture index, batch or exception)`` as they come, until every
-        capture has ended; ``tick`` runs after each and when idle."""
+        capture has ended or a second signal; ``tick`` runs after each and
+        when idle."""
         running = len(self._threads)
-        while running:
+        while running and not self._abandoned:
             try:
                 index, item = self._queue.get(timeout=STATUS_EVERY / 2)
             except queue.Empty:
@@ -300,9 +343,13 @@ class _Captures:
                 tick()
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()  # on an early exit too, so the readers end before the close
+        self._abandoned = True  # the readers stop at their next batch
+        self.stop()
+        deadline = time.monotonic() + 5
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for cap in self._caps:
+            cap.close()
         for sig, handler in self._saved.items():
             signal.signal(sig, handler)
 
@@ -358,16 +405,6 @@ def _writer(args: argparse.Namespace, caps: list[tuple[str, Capture]]) -> PcapWr
     return ng
 
 
-def _saver(writer: PcapWriter | PcapngWriter | None) -> Callable[[int, Packet], None] | None:
-    """How to save the packet of capture ``index``: pcapng keeps which."""
-    if writer is None:
-        return None
-    if isinstance(writer, PcapngWriter):
-        return writer.write
-    pcap = writer
-    return lambda _index, pkt: pcap.write(pkt)
-
-
 def _summary(caps: list[Capture], captured: int, live: bool) -> str:
     lines = [f"{captured} packet{'s' * (captured != 1)} captured"]
     if live:
@@ -391,29 +428,22 @@ def _run(args: argparse.Namespace) -> int:
     names = [name for name, _ in sources]
     caps = [cap for _, cap in sources]
     live = not args.read
-    if not args.quiet:
-        for name, cap in sources:
-            what = f"listening on {name}" if live else f"reading from file {name}"
-            link = cap.settings.get("datalink_name") or f"DLT_{cap.datalink}"
-            print(
-                f"epcap-sniff: {what}, link-type {link}, snapshot length {cap.snaplen} bytes",
-                file=sys.stderr,
-                flush=True,
-            )
-    status = None
-    if live and not args.quiet and sys.stderr.isatty():
-        shared = show and out.isatty()
-        status = _Status(caps, shared)
-    captured, failure = 0, None
-    with contextlib.ExitStack() as stack:
-        for cap in caps:
-            stack.enter_context(cap)
-        running = stack.enter_context(_Captures(caps))
+    captured, unsaved, failure = 0, 0, None
+    with _Captures(caps) as running, contextlib.ExitStack() as stack:
+        if not args.quiet:
+            for name, cap in sources:
+                what = f"listening on {name}" if live else f"reading from file {name}"
+                link = cap.settings.get("datalink_name") or f"DLT_{cap.datalink}"
+                print(
+                    f"epcap-sniff: {what}, link-type {link}, snapshot length {cap.snaplen} bytes",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        status = None
+        if live and not args.quiet and sys.stderr.isatty():
+            status = stack.enter_context(_Status(caps, shared_tty=show and out.isatty()))
         display = _Display(args, out, names, caps) if show else None
-        writer = _writer(args, sources) if args.write else None
-        if writer is not None:
-            stack.enter_context(writer)
-        save = _saver(writer)
+        writer = stack.enter_context(_writer(args, sources)) if args.write else None
         if args.count == 0:
             running.stop()
         tick = (lambda: status.tick(captured)) if status else (lambda: None)
@@ -423,22 +453,28 @@ def _run(args: argparse.Namespace) -> int:
                 continue
             if args.count is not None:
                 item = item[: args.count - captured]
-            if status and display:
-                status.before_output()
-            for pkt in item:
-                if display:
+            if display and not running.signalled:
+                if status:
+                    status.before_output()
+                for pkt in item:
                     display.show(index, pkt)
-                if save:
-                    save(index, pkt)
-            captured += len(item)
-            if display:
                 out.flush()
             if writer is not None:
+                for pkt in item:
+                    try:
+                        writer.write(pkt, index)
+                    except ValueError:  # a time stamp the file cannot hold
+                        unsaved += 1
                 writer.flush()
+            captured += len(item)
             if args.count is not None and captured >= args.count:
                 running.stop()
-        if status:
-            status.clear()
+    if unsaved:
+        print(
+            f"epcap-sniff: {unsaved} packets not saved: their time stamps do not fit a "
+            f"{'pcapng' if len(caps) > 1 else 'pcap'} file",
+            file=sys.stderr,
+        )
     if not args.quiet:
         print(_summary(caps, captured, live), file=sys.stderr)
     if failure is not None:
