@@ -6,6 +6,7 @@ SANDBOX   ?= seccomp
 PREFIX    ?= /usr/local
 DESTDIR   ?=
 PRIVMODE  ?= caps
+SOAK_SECONDS ?= 60
 LIBDIR    := $(DESTDIR)$(PREFIX)/lib/epcap
 VENV      := .venv
 VPY       := $(VENV)/bin/python
@@ -34,7 +35,7 @@ endif
 # Rebuild when the compiler, the flags or SANDBOX change.
 STAMP     := priv/.build-flags
 
-.PHONY: all help deps deps-test install-packages build install venv sniff test lint bench clean FORCE
+.PHONY: all help deps deps-test install-packages build install venv sniff test soak lint bench clean FORCE
 
 all: build
 
@@ -113,6 +114,10 @@ sniff: build venv ## show real packets: live on lo with privilege, else a sample
 
 test: build priv/epcapd-testhook venv deps-test ## run the whole test suite
 	$(VPY) -m pytest $(PYTEST_ARGS)
+
+soak: build venv deps-test ## as root: a seeded storm of captures, floods, commands and kills (SOAK_SECONDS=60)
+	@[ "$$(id -u)" -eq 0 ] || { echo "make soak must run as root: it captures live on lo"; exit 1; }
+	$(VPY) tests/soak/soak.py --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
 
 bench: build venv deps-test ## as root: epcap against pypcap, pcapy-ng, dpkt, scapy, tcpdump
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(BENCH_PACKAGES)"
