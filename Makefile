@@ -6,6 +6,7 @@ SANDBOX   ?= seccomp
 PREFIX    ?= /usr/local
 DESTDIR   ?=
 PRIVMODE  ?= caps
+SOAK_SECONDS ?= 60
 LIBDIR    := $(DESTDIR)$(PREFIX)/lib/epcap
 VENV      := .venv
 VPY       := $(VENV)/bin/python
@@ -66,8 +67,8 @@ FUZZ_BINS      := $(FUZZ_HARNESSES:%=$(FUZZ_DIR)/fuzz_%)
 # Rebuild when the compiler, the flags or SANDBOX change.
 STAMP     := priv/.build-flags
 
-.PHONY: all help deps deps-test deps-fuzz install-packages build install venv sniff test lint \
-        bench fuzz clean FORCE
+.PHONY: all help deps deps-test deps-fuzz install-packages build install venv sniff test soak \
+        lint bench fuzz clean FORCE
 
 all: build
 
@@ -152,6 +153,10 @@ sniff: build venv ## show real packets: live on lo with privilege, else a sample
 
 test: build priv/epcapd-testhook venv deps-test ## run the whole test suite
 	$(VPY) -m pytest $(PYTEST_ARGS)
+
+soak: build venv deps-test ## as root: a seeded storm of captures, floods, commands and kills (SOAK_SECONDS=60)
+	@[ "$$(id -u)" -eq 0 ] || { echo "make soak must run as root: it captures live on lo"; exit 1; }
+	$(VPY) tests/soak/soak.py --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
 
 bench: build venv deps-test ## as root: epcap against pypcap, pcapy-ng, dpkt, scapy, tcpdump
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(BENCH_PACKAGES)"

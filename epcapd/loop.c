@@ -32,6 +32,56 @@ typedef struct {
 } command_t;
 
 #define STATS_SAMPLE_MS 1000 /* sample libpcap's counters before they can wrap */
+#define RETIRE_SLACK_MS 10   /* the kernel's block timer may fire late */
+#define SETTLE_MAX_MS 1000   /* well inside the 2 s a closing client waits */
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int readable(const struct pollfd *pfd, const char *what)
+{
+    if (pfd->revents & POLLNVAL)
+        die("poll", EBADF, 0, "%s: invalid descriptor", what);
+    return (pfd->revents & (POLLIN | POLLERR | POLLHUP)) != 0;
+}
+
+/*
+ * Live, with a timeout, libpcap's TPACKET_V3 ring hands over a block of
+ * packets only once the kernel retires it: when it is full, or when its
+ * timer (the timeout) fires, up to two timeouts after the block opened.
+ * Until then the packets of the block being filled are out of reach. Before
+ * the helper stops, and before it swaps filters (libpcap refilters what is
+ * left in its ring with the new one), it waits that long, batching what
+ * comes: every packet the socket took before the command reaches the
+ * client. Immediate mode hands each packet over at once; with no timeout
+ * ("never") a block goes only when full, and no wait would do.
+ */
+static void settle(epcapd_t *st)
+{
+    struct pollfd ring = {-1, POLLIN, 0};
+    long long wait, deadline, left;
+
+    if (st->file != NULL)
+        return;
+    (void)capture_drain(st, 64);
+    if (st->timeout <= 0)
+        return;
+    ring.fd = pcap_get_selectable_fd(st->pcap);
+    wait = 2LL * st->timeout + RETIRE_SLACK_MS;
+    deadline = now_ms() + (wait < SETTLE_MAX_MS ? wait : SETTLE_MAX_MS);
+    while ((left = deadline - now_ms()) > 0) {
+        ring.revents = 0;
+        if (poll(&ring, 1, (int)left) < 0 && errno != EINTR)
+            die("poll", errno, 0, "poll: %s", strerror(errno));
+        if (readable(&ring, "pcap"))
+            (void)capture_drain(st, 64);
+    }
+}
 
 static void cmd_stats(epcapd_t *st, const msgpack_object *args)
 {
@@ -58,8 +108,7 @@ static void cmd_filter(epcapd_t *st, const msgpack_object *args)
     expr = strndup(args[0].via.str.ptr, args[0].via.str.size);
     if (expr == NULL)
         die("strndup", errno, 0, "out of memory");
-    if (st->file == NULL)
-        (void)capture_drain(st, 64);
+    settle(st);
     frame_flush(st);
     err = capture_set_filter(st, expr, &op);
     free(expr);
@@ -214,17 +263,9 @@ int loop_fuzz_read_commands(epcapd_t *st, int new_input)
 }
 #endif
 
-static int readable(const struct pollfd *pfd, const char *what)
-{
-    if (pfd->revents & POLLNVAL)
-        die("poll", EBADF, 0, "%s: invalid descriptor", what);
-    return (pfd->revents & (POLLIN | POLLERR | POLLHUP)) != 0;
-}
-
 static void __attribute__((noreturn)) stop(epcapd_t *st)
 {
-    if (st->file == NULL)
-        (void)capture_drain(st, 64);
+    settle(st);
     frame_flush(st);
     frame_stats(st, "eof", NULL);
     exit(0);
@@ -246,14 +287,6 @@ static void run_file(epcapd_t *st)
             stop(st);
         frame_flush(st);
     }
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /*

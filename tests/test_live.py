@@ -76,6 +76,31 @@ def test_1000_datagrams_exactly(udp_port: int) -> None:
     assert abs(times[0] / 1e9 - time.time()) < 60
 
 
+@pytest.mark.parametrize("timeout", [1, 20])
+def test_stop_and_set_filter_keep_what_was_sent_just_before(udp_port: int, timeout: int) -> None:
+    # The kernel hands libpcap a block of packets only when it retires the
+    # block, up to two timeouts after it opened: a stop or a filter switch
+    # right after a burst must wait for it (the soak found both losing it).
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other,
+    ):
+        other.bind(("127.0.0.1", 0))  # no ICMP port unreachable for the B datagrams
+        a, b = udp_port, other.getsockname()[1]
+        want = sorted([b"A%d" % i for i in range(50)] + [b"B%d" % i for i in range(30)])
+        for _ in range(5):
+            with live(a, timeout=timeout) as cap:
+                for i in range(50):
+                    tx.sendto(b"A%d" % i, ("127.0.0.1", a))
+                cap.set_filter(f"udp and port {b}")
+                for i in range(30):
+                    tx.sendto(b"B%d" % i, ("127.0.0.1", b))
+                cap.stop()
+                got = [p.data[UDP_OVERHEAD:] for p in cap]
+            assert sorted(got) == want
+            assert cap.final_stats is not None and cap.final_stats["packets"] == 80
+
+
 def test_a_60000_byte_datagram_arrives_whole(udp_port: int) -> None:
     port = udp_port
     payload = os.urandom(60000)
