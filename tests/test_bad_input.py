@@ -10,7 +10,7 @@ import asyncio
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import pytest
 
 import epcap
 
-from conftest import HELPER, helper_pids, zombie_children
+from conftest import HELPER
 
 HUGE = "x" * 200_000  # more than one argument of a command line holds
 FLAG = "-f/etc/shadow"
@@ -179,15 +179,7 @@ AT_START = [
 ]  # fmt: skip
 
 
-@pytest.fixture
-def clean() -> Iterator[None]:
-    before = helper_pids()
-    yield
-    assert helper_pids() - before == set(), "helper processes left behind"
-    assert zombie_children() == [], "zombie children left behind"
-
-
-@pytest.mark.usefixtures("clean")
+@pytest.mark.usefixtures("no_leftovers")
 @pytest.mark.parametrize("kwargs, exc, match", BEFORE_SPAWN)
 def test_refused_before_anything_is_spawned(
     kwargs: dict[str, Any], exc: type[Exception], match: str, monkeypatch: pytest.MonkeyPatch
@@ -200,7 +192,7 @@ def test_refused_before_anything_is_spawned(
         epcap.start(**kwargs)
 
 
-@pytest.mark.usefixtures("clean")
+@pytest.mark.usefixtures("no_leftovers")
 @pytest.mark.parametrize("kwargs, exc, match", AT_START)
 def test_refused_at_start(kwargs: dict[str, Any], exc: type[Exception], match: str) -> None:
     options = {"progname": str(HELPER), **kwargs}
@@ -239,7 +231,7 @@ def call(cap: Any, method: str, arg: object) -> Any:
 
 
 @pytest.mark.root
-@pytest.mark.usefixtures("clean")
+@pytest.mark.usefixtures("no_leftovers")
 @pytest.mark.parametrize("method, arg, exc, match", COMMANDS, ids=lambda v: repr(v)[:20])
 def test_bad_commands_leave_the_capture_running(
     method: str, arg: object, exc: type[Exception], match: str
@@ -252,7 +244,7 @@ def test_bad_commands_leave_the_capture_running(
 
 
 @pytest.mark.root
-@pytest.mark.usefixtures("clean")
+@pytest.mark.usefixtures("no_leftovers")
 @pytest.mark.parametrize("method, arg, exc, match", COMMANDS[:6], ids=lambda v: repr(v)[:20])
 def test_bad_async_commands(method: str, arg: object, exc: type[Exception], match: str) -> None:
     async def main() -> None:
@@ -265,7 +257,7 @@ def test_bad_async_commands(method: str, arg: object, exc: type[Exception], matc
 
 
 @pytest.mark.root
-@pytest.mark.usefixtures("clean")
+@pytest.mark.usefixtures("no_leftovers")
 def test_send_without_inject_is_refused() -> None:
     with epcap.start(interface="lo", filter="udp port 9", progname=HELPER) as cap:
         with pytest.raises(epcap.SendError, match="inject=True") as info:
@@ -274,7 +266,7 @@ def test_send_without_inject_is_refused() -> None:
         assert "packets" in cap.stats()
 
 
-@pytest.mark.usefixtures("clean")
+@pytest.mark.usefixtures("no_leftovers")
 @pytest.mark.parametrize("method, arg", [("set_filter", "udp"), ("send", b"x" * 60)])
 def test_commands_on_a_closed_capture(method: str, arg: object) -> None:
     cap = epcap.start(file=SAMPLE, progname=HELPER)
