@@ -96,7 +96,8 @@ class PcapWriter(_Writer):
 
     def write(self, packet: Packet, interface: int = 0) -> None:
         """Append one packet.  A pcap file has one interface, 0; its time
-        stamps hold the years 1970 to 2106 (ValueError for others)."""
+        stamps hold the years 1970 to 2106 (ValueError for others), though
+        libpcap 1.10 reads seconds past 2038 back as negative."""
         if interface != 0:
             raise ValueError(f"no interface {interface} in a pcap file")
         sec, frac = divmod(packet.time, 1_000_000_000)
