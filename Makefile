@@ -6,6 +6,14 @@ SANDBOX   ?= seccomp
 PREFIX    ?= /usr/local
 DESTDIR   ?=
 PRIVMODE  ?= caps
+# make install: who may run the helper (root:GROUP, mode 0750), who may send
+# packets with it (empty: root only), the largest kernel buffer a caller who
+# is not root may ask for, and the build installed (the tests install the
+# test-hook build, with TEST_INSTALL=1).
+GROUP        ?= epcap
+INJECT_GROUP ?=
+MAX_BUFFER   ?= 268435456
+INSTALL_FROM ?= priv/epcapd
 SOAK_SECONDS ?= 60
 LIBDIR    := $(DESTDIR)$(PREFIX)/lib/epcap
 VENV      := .venv
@@ -23,8 +31,12 @@ CFLAGS    ?= -O2 -g
 CWARN     := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wformat=2 -Wshadow
 CFLAGS    += $(CWARN) -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 LDFLAGS   += -pie -Wl,-z,relro,-z,now
-SRCS      := epcapd/epcapd.c epcapd/options.c epcapd/privdrop.c epcapd/capture.c \
-             epcapd/frame.c epcapd/loop.c epcapd/rlimits.c epcapd/sandbox_$(SANDBOX).c
+# The helper's units but main and the sandbox backend (the fuzz harnesses
+# link these too).
+CORE_SRCS := epcapd/invoker.c epcapd/policy.c epcapd/options.c epcapd/privdrop.c \
+             epcapd/capture.c epcapd/fanout.c epcapd/wire.c epcapd/fatal.c epcapd/frame.c \
+             epcapd/loop.c epcapd/rlimits.c
+SRCS      := epcapd/epcapd.c $(CORE_SRCS) epcapd/sandbox_$(SANDBOX).c
 
 # SANITIZE=1 builds the helpers with AddressSanitizer and UBSan (clang,
 # unless CC is given): for tests, never for an install. epcapd/sanitize.c
@@ -56,10 +68,9 @@ endif
 # returns to the harness. Scratch corpora and logs go to priv/fuzz/.
 FUZZ_CC        ?= clang
 FUZZ_SECONDS   ?= 60
-FUZZ_HARNESSES := commands options
+FUZZ_HARNESSES := commands options policy
 FUZZ_DIR       := priv/fuzz
-FUZZ_SRCS      := epcapd/options.c epcapd/privdrop.c epcapd/capture.c epcapd/frame.c \
-                  epcapd/loop.c epcapd/rlimits.c epcapd/sandbox_null.c
+FUZZ_SRCS      := $(CORE_SRCS) epcapd/sandbox_null.c
 FUZZ_CFLAGS    := $(CWARN) -O1 -g -fno-omit-frame-pointer -DEPCAPD_FUZZ \
                   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_BINS      := $(FUZZ_HARNESSES:%=$(FUZZ_DIR)/fuzz_%)
@@ -110,36 +121,52 @@ $(STAMP): FORCE
 $(HELPER): $(SRCS) epcapd/epcapd.h $(STAMP) | deps
 	$(CC) $(CFLAGS) $$(pkg-config --cflags $(PKGS)) -o $@ $(SRCS) $(LDFLAGS) $(LIBS)
 
-# A test-only build whose helper makes a forbidden call after ready: proof
-# that the sandbox bites. Never installed.
-priv/epcapd-testhook: $(SRCS) epcapd/epcapd.h $(STAMP) | deps
+# A test-only build (epcapd/testhook.c): it reports its credentials at
+# pcap_activate() and can make a forbidden call after ready, proof that the
+# sandbox bites. Installed only by the tests, into a temporary prefix.
+priv/epcapd-testhook: $(SRCS) epcapd/testhook.c epcapd/epcapd.h $(STAMP) | deps
 	$(CC) $(CFLAGS) -DEPCAPD_TEST_HOOK $$(pkg-config --cflags $(PKGS)) -o $@ $(SRCS) \
-	  $(LDFLAGS) $(LIBS)
+	  epcapd/testhook.c $(LDFLAGS) $(LIBS)
 
 # The default chroot: an empty directory beside the helper, never writable.
 priv/empty:
 	install -d -m 0755 $@
 
-install: build ## as root: install the helper in PREFIX/lib/epcap (PRIVMODE=caps|setuid|sudo)
+install: build $(INSTALL_FROM) ## as root: install the helper for GROUP in PREFIX/lib/epcap (PRIVMODE=caps|setuid|sudo)
 	@[ "$$(id -u)" -eq 0 ] || { echo "make install must run as root: sudo make install PRIVMODE=$(PRIVMODE)"; exit 1; }
 	@case "$(PRIVMODE)" in caps|setuid|sudo) ;; \
 	  *) echo "PRIVMODE must be caps, setuid or sudo, not '$(PRIVMODE)'"; exit 1;; esac
 	@[ "$(SANITIZE)" != 1 ] || [ "$(TEST_INSTALL)" = 1 ] || { \
 	  echo "refusing to install a SANITIZE=1 helper: ASAN_OPTIONS would let any user steer it"; \
 	  exit 1; }
+	@[ "$(INSTALL_FROM)" = "$(HELPER)" ] || [ "$(TEST_INSTALL)" = 1 ] || { \
+	  echo "refusing to install $(INSTALL_FROM): only the tests install another build"; exit 1; }
+	@getent group $(GROUP) >/dev/null || { echo "groupadd --system $(GROUP)"; groupadd --system $(GROUP); }
 	install -d -o root -g root -m 0755 $(LIBDIR) $(LIBDIR)/empty
-	install -o root -g root -m 0755 $(HELPER) $(LIBDIR)/epcapd.new
+	install -o root -g $(GROUP) -m 0750 $(INSTALL_FROM) $(LIBDIR)/epcapd.new
 ifeq ($(PRIVMODE),setuid)
-	chmod 4755 $(LIBDIR)/epcapd.new
+	chmod 4750 $(LIBDIR)/epcapd.new
 endif
 ifeq ($(PRIVMODE),caps)
 	setcap cap_net_raw,cap_net_admin,cap_sys_chroot,cap_setuid,cap_setgid+ep $(LIBDIR)/epcapd.new
 endif
+	@{ echo "# The policy of the epcapd beside this file for callers who are not root,"; \
+	  echo "# written by make install (epcapd/PROTOCOL.md, \"Invoker policy\")."; \
+	  echo "user nobody"; \
+	  $(if $(INJECT_GROUP),echo "inject $(INJECT_GROUP)";) \
+	  echo "max_buffer $(MAX_BUFFER)"; } > $(LIBDIR)/epcapd.conf.new
+	chmod 0644 $(LIBDIR)/epcapd.conf.new
+	mv -f $(LIBDIR)/epcapd.conf.new $(LIBDIR)/epcapd.conf
 	mv -f $(LIBDIR)/epcapd.new $(LIBDIR)/epcapd
+	@echo "Installed $(PREFIX)/lib/epcap/epcapd ($(PRIVMODE)), for the members of group $(GROUP)."
+	@echo "Let a user capture:  usermod -aG $(GROUP) $${SUDO_USER:-USER}   (then log in again)"
 ifeq ($(PRIVMODE),sudo)
-	@echo "Now allow your user to run it through sudo (visudo -f /etc/sudoers.d/epcap):"
-	@echo "  $${SUDO_USER:-YOUR_USER} ALL=(root) NOPASSWD: $(PREFIX)/lib/epcap/epcapd"
+	@echo "Then let the group run it through sudo (visudo -f /etc/sudoers.d/epcap):"
+	@echo "  %$(GROUP) ALL=(root) NOPASSWD: $(PREFIX)/lib/epcap/epcapd"
 endif
+	@[ -n "$(INJECT_GROUP)" ] || \
+	  echo "Sending packets (inject=True) is for root only: INJECT_GROUP=GROUP allows a group."
+
 venv: $(VENV)/.installed ## make .venv with the package and its test tools
 
 $(VENV)/.installed: pyproject.toml | deps

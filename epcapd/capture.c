@@ -1,12 +1,11 @@
 /* capture.c: open the capture (file or live), set the filter, read packets. */
 #include <errno.h>
-#include <linux/if_packet.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "epcapd.h"
 
@@ -26,35 +25,54 @@ void capture_warn(epcapd_t *st, const char *fmt, ...)
     st->nwarnings++;
 }
 
-static void open_file(epcapd_t *st)
+static void set_affinity(epcapd_t *st)
+{
+    if (st->cpus_set && sched_setaffinity(0, sizeof(st->cpus), &st->cpus) != 0)
+        die("sched_setaffinity", errno, 0, "CPU affinity: %s", strerror(errno));
+}
+
+/* Open the capture file with the helper's credentials of the moment (the
+ * invoker's); nothing of it is read yet. */
+void capture_open_file(epcapd_t *st)
+{
+    set_affinity(st);
+    st->file_fd = open(st->file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (st->file_fd < 0)
+        die("open", errno, 0, "%s: %s", st->file, strerror(errno));
+}
+
+/* libpcap reads the file's header (with no privilege left, main). */
+void capture_read_file(epcapd_t *st)
 {
     char errbuf[PCAP_ERRBUF_SIZE] = "";
-    FILE *fp;
-    int fd = privdrop_open_as_invoker(st->file);
-
-    if (fd < 0)
-        die("open", errno, 0, "%s: %s", st->file, strerror(errno));
-    fp = fdopen(fd, "rb");
+    FILE *fp = fdopen(st->file_fd, "rb");
     if (fp == NULL)
         die("fdopen", errno, 0, "%s: %s", st->file, strerror(errno));
     st->pcap = pcap_fopen_offline_with_tstamp_precision(fp, (u_int)st->precision,
                                                         errbuf);
     if (st->pcap == NULL)
         die("pcap_fopen_offline", 0, PCAP_ERROR, "%s: %s", st->file, errbuf);
+    st->netmask = PCAP_NETMASK_UNKNOWN;
+    st->datalink = pcap_datalink(st->pcap);
+    st->precision = pcap_get_tstamp_precision(st->pcap);
 }
 
-/* libpcap's default device: the first one pcap_findalldevs() lists. */
+/* libpcap's default device: the first one pcap_findalldevs() lists (that
+ * the policy lets a non-root invoker open, policy.c). */
 static void default_interface(epcapd_t *st)
 {
     char errbuf[PCAP_ERRBUF_SIZE] = "";
-    pcap_if_t *devs = NULL;
+    pcap_if_t *devs = NULL, *dev;
 
     if (pcap_findalldevs(&devs, errbuf) != 0)
         die("pcap_findalldevs", 0, PCAP_ERROR, "%s", errbuf);
-    if (devs == NULL)
+    for (dev = devs; dev != NULL; dev = dev->next)
+        if (!st->guarded || policy_interface_ok(dev->name))
+            break;
+    if (dev == NULL)
         die("pcap_findalldevs", 0, PCAP_ERROR_NO_SUCH_DEVICE,
             "no capture device found");
-    (void)snprintf(st->ifname, sizeof(st->ifname), "%s", devs->name);
+    (void)snprintf(st->ifname, sizeof(st->ifname), "%s", dev->name);
     pcap_freealldevs(devs);
 }
 
@@ -68,52 +86,20 @@ static void die_pcap(epcapd_t *st, const char *op, int rc)
     die(op, 0, rc, "%s: %s", st->ifname, msg);
 }
 
-static void check(epcapd_t *st, const char *op, int rc)
+static void require_pcap(epcapd_t *st, const char *op, int rc)
 {
     if (rc != 0)
         die_pcap(st, op, rc);
 }
 
-#ifdef HAVE_PFRING
-#include <pfring.h>
-
-/* Linked with PF_RING's libpcap (PFRING=/path make): its cluster, per flow,
- * as epcap does. Not exercised by the tests: PF_RING is not packaged here. */
-static void join_cluster(epcapd_t *st)
-{
-    pfring *ring = pcap_get_pfring_handle(st->pcap);
-
-    if (ring == NULL || pfring_set_cluster(ring, (u_int)st->cluster_id,
-                                           cluster_per_flow) != 0)
-        die("pfring_set_cluster", 0, 0, "%s: cannot join PF_RING cluster %d",
-            st->ifname, st->cluster_id);
-}
-#else
-/* Share the interface's traffic with the other members of a PACKET_FANOUT
- * group: each flow (by hash) goes to exactly one of them. */
-static void join_cluster(epcapd_t *st)
-{
-    /* the id in the low 16 bits, mode and flags (DEFRAG is 0x8000) above:
-     * shifted as unsigned, since 0x8000 << 16 does not fit an int */
-    uint32_t bits = (uint32_t)st->cluster_id |
-                    ((uint32_t)(PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
-    int arg;
-
-    memcpy(&arg, &bits, sizeof(arg));
-
-    if (setsockopt(pcap_fileno(st->pcap), SOL_PACKET, PACKET_FANOUT, &arg,
-                   sizeof(arg)) != 0)
-        die("setsockopt", errno, 0, "%s: PACKET_FANOUT group %d: %s", st->ifname,
-            st->cluster_id, strerror(errno));
-}
-#endif
-
-static void open_live(epcapd_t *st)
+void capture_open_live(epcapd_t *st)
 {
     char errbuf[PCAP_ERRBUF_SIZE] = "";
     bpf_u_int32 net = 0;
     int rc;
 
+    set_affinity(st);
+    st->netmask = PCAP_NETMASK_UNKNOWN;
     if (st->interface != NULL)
         (void)snprintf(st->ifname, sizeof(st->ifname), "%s", st->interface);
     else
@@ -123,20 +109,23 @@ static void open_live(epcapd_t *st)
     if (st->pcap == NULL)
         die("pcap_create", 0, PCAP_ERROR, "%s: %s", st->ifname, errbuf);
 
-    check(st, "pcap_set_snaplen", pcap_set_snaplen(st->pcap, st->snaplen ? st->snaplen : EPCAPD_MAX_SNAPLEN));
-    check(st, "pcap_set_promisc", pcap_set_promisc(st->pcap, st->promisc));
+    require_pcap(st, "pcap_set_snaplen",
+                 pcap_set_snaplen(st->pcap, st->snaplen ? st->snaplen : EPCAPD_MAX_SNAPLEN));
+    require_pcap(st, "pcap_set_promisc", pcap_set_promisc(st->pcap, st->promisc));
     if (st->monitor)
-        check(st, "pcap_set_rfmon", pcap_set_rfmon(st->pcap, 1));
+        require_pcap(st, "pcap_set_rfmon", pcap_set_rfmon(st->pcap, 1));
     if (st->timeout == TIMEOUT_IMMEDIATE)
-        check(st, "pcap_set_immediate_mode", pcap_set_immediate_mode(st->pcap, 1));
+        require_pcap(st, "pcap_set_immediate_mode",
+                     pcap_set_immediate_mode(st->pcap, 1));
     else
-        check(st, "pcap_set_timeout", pcap_set_timeout(st->pcap, st->timeout));
-    check(st, "pcap_set_buffer_size",
-          pcap_set_buffer_size(st->pcap, st->buffer > 0 ? st->buffer : EPCAPD_DEFAULT_BUFFER));
+        require_pcap(st, "pcap_set_timeout", pcap_set_timeout(st->pcap, st->timeout));
+    require_pcap(st, "pcap_set_buffer_size",
+                 pcap_set_buffer_size(st->pcap, st->buffer > 0 ? st->buffer : EPCAPD_DEFAULT_BUFFER));
     rc = pcap_set_tstamp_precision(st->pcap, st->precision);
     if (rc != 0)
         die_pcap(st, "pcap_set_tstamp_precision", rc);
 
+    testhook_at_activate();
     rc = pcap_activate(st->pcap);
     if (rc < 0)
         die_pcap(st, "pcap_activate", rc);
@@ -144,26 +133,17 @@ static void open_live(epcapd_t *st)
         capture_warn(st, "%s: %s", pcap_statustostr(rc), pcap_geterr(st->pcap));
 
     if (st->direction_set)
-        check(st, "pcap_setdirection", pcap_setdirection(st->pcap, st->direction));
+        require_pcap(st, "pcap_setdirection",
+                     pcap_setdirection(st->pcap, st->direction));
     if (pcap_setnonblock(st->pcap, 1, errbuf) != 0)
         die("pcap_setnonblock", 0, PCAP_ERROR, "%s: %s", st->ifname, errbuf);
     if (st->cluster_id >= 0)
-        join_cluster(st);
+        fanout_join(st);
     if (pcap_lookupnet(st->ifname, &net, &st->netmask, errbuf) != 0)
         st->netmask = PCAP_NETMASK_UNKNOWN;
-}
-
-void capture_open(epcapd_t *st)
-{
-    if (st->cpus_set && sched_setaffinity(0, sizeof(st->cpus), &st->cpus) != 0)
-        die("sched_setaffinity", errno, 0, "CPU affinity: %s", strerror(errno));
-    st->netmask = PCAP_NETMASK_UNKNOWN;
-    if (st->file != NULL)
-        open_file(st);
-    else
-        open_live(st);
     st->datalink = pcap_datalink(st->pcap);
     st->precision = pcap_get_tstamp_precision(st->pcap);
+    st->last.ps_recv = testhook_stats_offset(); /* see capture_stats() */
 }
 
 /*
@@ -196,34 +176,14 @@ const char *capture_set_filter(epcapd_t *st, const char *expr, const char **op)
  * sample to 64-bit totals: the 32-bit counters wrap, the totals do not.
  * Returns -1 when the capture has no statistics (files).
  */
-#ifdef EPCAPD_TEST_HOOK
-/* Test-only: pretend libpcap's 32-bit counters started at
- * $EPCAPD_TEST_STATS_OFFSET, so that a few packets make them wrap. */
-static void test_offset(epcapd_t *st, struct pcap_stat *now)
-{
-    static int started;
-    const char *env = getenv("EPCAPD_TEST_STATS_OFFSET");
-    u_int offset = env != NULL ? (u_int)strtoul(env, NULL, 10) : 0;
-
-    if (!started++)
-        st->last.ps_recv = offset;
-    now->ps_recv += offset;
-}
-#else
-static void test_offset(epcapd_t *st, struct pcap_stat *now)
-{
-    (void)st;
-    (void)now;
-}
-#endif
-
 int capture_stats(epcapd_t *st)
 {
     struct pcap_stat now;
 
     if (st->file != NULL || pcap_stats(st->pcap, &now) != 0)
         return -1;
-    test_offset(st, &now);
+    /* Test builds can make the 32-bit counter start near its wrap. */
+    now.ps_recv += testhook_stats_offset();
     st->received += (uint32_t)(now.ps_recv - st->last.ps_recv);
     st->dropped += (uint32_t)(now.ps_drop - st->last.ps_drop);
     st->if_dropped += (uint32_t)(now.ps_ifdrop - st->last.ps_ifdrop);

@@ -1,42 +1,17 @@
 /*
  * epcapd.c: main reads as the order of operations (DESIGN.md, "The helper's
- * life"): validate, open as root, filter, drop, sandbox, ready, loop.
+ * life"): take stock of the invoker, validate, open with the least privilege
+ * that opening needs, filter, give everything up, sandbox, ready, loop.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "epcapd.h"
 
-#ifdef EPCAPD_TEST_HOOK
-/*
- * Test-only build (priv/epcapd-testhook, never installed): after ready, make
- * the call that $EPCAPD_TEST_SYSCALL names, which the sandbox must stop:
- * "open" must fail (EPERM under seccomp), "fork" must kill the process.
- */
-static void test_hook(void)
-{
-    const char *call = getenv("EPCAPD_TEST_SYSCALL");
-    int fd = -1;
-
-    if (call == NULL)
-        return;
-    if (strcmp(call, "open") == 0)
-        fd = open("/etc/passwd", O_RDONLY);
-    else if (strcmp(call, "fork") == 0)
-        fd = fork();
-    if (fd < 0)
-        die("sandbox", errno, 0, "test hook: %s denied: %s", call, strerror(errno));
-    die("sandbox", 0, 0, "test hook: %s was allowed", call);
-}
-#else
-static void test_hook(void) {}
-#endif
-
-/* A full pipe must not block the loop blindly: frame.c waits and counts. */
+/* A full pipe must not block the loop blindly: wire.c waits and counts. */
 static void stdout_nonblocking(void)
 {
     int flags = fcntl(STDOUT_FILENO, F_GETFL);
@@ -56,23 +31,61 @@ static void set_filter(epcapd_t *st)
         die(op, 0, PCAP_ERROR, "%s", err);
 }
 
+/*
+ * Live: libpcap runs as the target user and group, with CAP_NET_RAW,
+ * CAP_NET_ADMIN and CAP_SYS_CHROOT only; the filter is compiled while
+ * names still resolve; then the chroot, and every capability goes.
+ */
+static void open_live(epcapd_t *st)
+{
+    privdrop_become(st, &st->target, PRIVDROP_OPEN_CAPS);
+    capture_open_live(st);
+    set_filter(st);
+    privdrop_chroot(st);
+    privdrop_finish(st);
+}
+
+/*
+ * File: opened with the invoker's own rights (a root invoker's are root's),
+ * then read by libpcap with no privilege at all: as the invoker, or, for
+ * root, as the target user.
+ */
+static void open_file(epcapd_t *st)
+{
+    privdrop_become(st, &st->invoker, 0);
+    capture_open_file(st);
+    privdrop_become(st, &st->target, 0);
+    privdrop_finish(st);
+    capture_read_file(st);
+    set_filter(st);
+}
+
 int main(int argc, char *argv[])
 {
     static epcapd_t st;
 
     (void)signal(SIGPIPE, SIG_IGN); /* a closed stdout is EPIPE: exit quietly */
+    testhook_init();
+    invoker_identify(&st);
+    invoker_sanitize(&st);
     frame_init(&st);
-    (void)fcntl(STDOUT_FILENO, F_SETPIPE_SZ, EPCAPD_MAX_FRAME);
     stdout_nonblocking();
+    privdrop_init(&st);
+    sandbox_setup(&st);
 
     options_parse(&st, argc, argv);
-    privdrop_prepare(&st);
-    capture_open(&st);
-    set_filter(&st);
-    privdrop(&st);
+    policy_apply(&st);
+    invoker_watch(&st);
+    if (st.file != NULL)
+        open_file(&st);
+    else
+        open_live(&st);
+    /* As large as a frame, with no privilege left: the caller's own limits. */
+    (void)fcntl(STDOUT_FILENO, F_SETPIPE_SZ, EPCAPD_MAX_FRAME);
+
     sandbox_enter(&st);
     frame_ready(&st);
-    test_hook();
+    testhook_after_ready(&st);
     loop_run(&st);
     return 0;
 }

@@ -2,11 +2,18 @@
  * epcapd: a privileged packet capture helper speaking length-prefixed msgpack.
  *
  * Order of operations (main, epcapd.c):
- *   options_parse -> privdrop_prepare -> capture_open -> capture_filter
- *   -> privdrop -> sandbox_enter -> frame_ready -> loop_run
+ *   invoker_identify -> invoker_sanitize -> privdrop_init -> sandbox_setup
+ *   -> options_parse -> policy_apply -> invoker_watch
+ *   -> live: privdrop_become(target, open caps) -> capture_open_live
+ *            -> filter -> privdrop_chroot -> privdrop_finish
+ *      file: privdrop_become(invoker) -> capture_open_file
+ *            -> privdrop_become(target) -> privdrop_finish -> capture_read_file -> filter
+ *   -> sandbox_enter -> frame_ready -> loop_run
  *
- * One file per concern: options.c, capture.c, privdrop.c, frame.c, loop.c,
- * sandbox_<backend>.c. The wire format is in PROTOCOL.md.
+ * One file per concern: invoker.c (who asked), policy.c (what they may ask),
+ * options.c, privdrop.c, capture.c, fanout.c, wire.c (stdout framing),
+ * fatal.c (die), frame.c (the messages), loop.c, sandbox_<backend>.c,
+ * testhook.c (test builds only). The wire format is in PROTOCOL.md.
  */
 #ifndef EPCAPD_H
 #define EPCAPD_H
@@ -22,14 +29,42 @@
 #define EPCAPD_MAX_FRAME (1024 * 1024)  /* both directions, PROTOCOL.md */
 #define EPCAPD_BATCH_BYTES (256 * 1024) /* flush a batch at this size */
 #define EPCAPD_MAX_CAPLEN (EPCAPD_MAX_FRAME - 1024) /* one packet, with headroom */
-#define EPCAPD_MAX_USER_BUFFER (256 * 1024 * 1024) /* -B for non-root callers */
+#define EPCAPD_MAX_USER_BUFFER (256 * 1024 * 1024) /* default policy max_buffer */
 #define EPCAPD_MAX_HEAP (256UL * 1024 * 1024) /* RLIMIT_DATA in the sandbox */
 #define EPCAPD_MAX_SNAPLEN 262144
 #define EPCAPD_DEFAULT_BUFFER (16 * 1024 * 1024) /* live ring, bytes */
 #define EPCAPD_DEFAULT_TIMEOUT 1 /* ms: TPACKET_V3 blocks, retired within 1 ms */
 #define EPCAPD_MAX_WARNINGS 8
+#define EPCAPD_POLICY_FILE "epcapd.conf" /* beside the helper binary */
+#define EPCAPD_POLICY_MAX 4096           /* bytes of epcapd.conf */
+#define EPCAPD_POLICY_VALUES 8           /* names per setting */
+/* A non-root caller's cluster_id N is kernel PACKET_FANOUT group
+ * EPCAPD_FANOUT_USER_BASE + N (PROTOCOL.md, "Fanout groups"). */
+#define EPCAPD_FANOUT_USER_BASE 0x8000
 
 enum { TIMEOUT_IMMEDIATE = -1, TIMEOUT_NEVER = 0 };
+
+/* A set of credentials: ids and supplementary groups. */
+typedef struct {
+    uid_t uid;
+    gid_t gid;
+    gid_t *groups;              /* malloc'd, or NULL when ngroups is 0 */
+    int ngroups;
+} cred_t;
+
+/* The installation's policy (policy.c): epcapd.conf beside the helper. */
+typedef struct {
+    char text[EPCAPD_POLICY_MAX + 1];  /* the file; values point into it */
+    const char *user[EPCAPD_POLICY_VALUES];   /* the first is the default */
+    int nuser;
+    const char *group[EPCAPD_POLICY_VALUES];  /* none: the user's group */
+    int ngroup;
+    const char *chroot[EPCAPD_POLICY_VALUES]; /* none: empty/ beside the helper */
+    int nchroot;
+    const char *inject[EPCAPD_POLICY_VALUES]; /* groups that may send; "*": all */
+    int ninject;
+    long long max_buffer;       /* -B ceiling for non-root callers */
+} policy_t;
 
 typedef struct {
     /* options, as given (options.c) */
@@ -44,27 +79,35 @@ typedef struct {
     pcap_direction_t direction; /* -Q */
     int monitor;                /* -I */
     int precision;              /* -P: PCAP_TSTAMP_PRECISION_{MICRO,NANO} */
-    const char *chroot;         /* -d, or NULL for the default */
-    const char *user;           /* -u, or NULL for "nobody" */
-    const char *group;          /* -g, or NULL for the user's group */
+    const char *chroot;         /* -d, or NULL for the installation's */
+    const char *user;           /* -u, or NULL for the installation's */
+    const char *group;          /* -g, or NULL for the installation's */
     int inject;                 /* -j: the send command is allowed */
-    int cluster_id;             /* -C: PACKET_FANOUT group, -1 for none */
+    int cluster_id;             /* -C: as asked, -1 for none */
     int cpus_set;               /* -a given */
     cpu_set_t cpus;             /* -a: CPU affinity */
     int stats_interval;         /* -S: ms between stats frames, 0 = none */
 
-    /* privilege drop, resolved before the capture opens (privdrop.c) */
-    int privileged;             /* euid 0 at start: drop is mandatory */
-    uid_t uid;                  /* target uid */
-    gid_t gid;                  /* target gid */
-    char root[4096];            /* chroot directory, "" when not chrooting */
-    int root_fd;                /* the chroot directory, open */
+    /* who asked (invoker.c) and what they may ask (policy.c) */
+    cred_t invoker;             /* real ids, or the caller sudo/pkexec/doas names */
+    int guarded;                /* privileged helper, non-root invoker: policy applies */
+    int client_fd;              /* pidfd of the client process, or -1 */
+    policy_t policy;
+    char exe_dir[4096];         /* the directory of the helper binary */
 
-    /* capture (capture.c) */
+    /* privilege (privdrop.c) */
+    int privileged;             /* can still change its ids (root, CAP_SETUID...) */
+    cred_t target;              /* who the helper becomes */
+    char root[4096];            /* chroot directory, "" when not chrooting */
+    int root_fd;                /* the chroot directory, open, or -1 */
+
+    /* capture (capture.c, fanout.c) */
     pcap_t *pcap;
+    int file_fd;                /* the capture file, opened before libpcap reads it */
     int datalink;
     char ifname[256];           /* interface in effect, live mode */
     bpf_u_int32 netmask;        /* for compiling filters */
+    int fanout_group;           /* kernel PACKET_FANOUT id joined, -1 for none */
     const char *warnings[EPCAPD_MAX_WARNINGS]; /* static or strdup'd */
     int nwarnings;
 
@@ -73,7 +116,6 @@ typedef struct {
     uint64_t received;          /* ps_recv, summed across wraps */
     uint64_t dropped;           /* ps_drop */
     uint64_t if_dropped;        /* ps_ifdrop */
-    uint64_t delayed;           /* times the client was behind: stdout was full */
 
     /* output batch (frame.c) */
     msgpack_sbuffer batch;      /* packed packets, without the header */
@@ -82,46 +124,100 @@ typedef struct {
     uint64_t delivered;         /* packets written to stdout so far */
 } epcapd_t;
 
+/* invoker.c: who asked, and what the helper takes from them */
+void invoker_identify(epcapd_t *st);
+void invoker_sanitize(epcapd_t *st);
+void invoker_watch(epcapd_t *st);
+int invoker_in_group(const epcapd_t *st, const char *group);
+
+/* policy.c */
+void policy_apply(epcapd_t *st);
+int policy_parse(policy_t *p, const char *text, size_t len, char *why, size_t size);
+int policy_interface_ok(const char *name);
+
 /* options.c */
 void options_parse(epcapd_t *st, int argc, char *argv[]);
 
-/* privdrop.c */
-void privdrop_prepare(epcapd_t *st);
-uid_t privdrop_invoker(gid_t *gid);
-int privdrop_open_as_invoker(const char *path);
-void privdrop(epcapd_t *st);
+/* privdrop.c: every change of credentials, checked, failing closed */
+#define PRIVDROP_OPEN_CAPS 1    /* keep CAP_NET_RAW, CAP_NET_ADMIN, CAP_SYS_CHROOT */
+void privdrop_init(epcapd_t *st);
+int privdrop_holds_privilege(void);
+void privdrop_become(epcapd_t *st, const cred_t *who, int keep);
+void privdrop_chroot(epcapd_t *st);
+void privdrop_finish(epcapd_t *st);
 
 /* capture.c */
-void capture_open(epcapd_t *st);
+void capture_open_live(epcapd_t *st);
+void capture_open_file(epcapd_t *st);
+void capture_read_file(epcapd_t *st);
 const char *capture_set_filter(epcapd_t *st, const char *expr, const char **op);
 int capture_stats(epcapd_t *st);
 void capture_warn(epcapd_t *st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int capture_drain(epcapd_t *st, int max_rounds);
 
+/* fanout.c */
+void fanout_join(epcapd_t *st);
+
 /* rlimits.c: shared by the rlimit and seccomp backends */
+void rlimits_no_processes(void);
 void rlimits_apply(void);
 
 /* sandbox_<backend>.c: one backend linked in, chosen by the Makefile */
 extern const char *const sandbox_name;
-void sandbox_enter(epcapd_t *st);
+void sandbox_setup(epcapd_t *st);   /* at start: no program may run */
+void sandbox_enter(epcapd_t *st);   /* before ready: the running loop's calls only */
 
-/* frame.c: helper -> client */
+/* wire.c: how a message goes out on stdout */
+typedef struct {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+} message_t;
+void wire_init(int client_fd);
+msgpack_packer *wire_open(message_t *m, size_t items, const char *tag);
+void wire_send(message_t *m, const msgpack_sbuffer *body);
+void wire_pack_str(msgpack_packer *pk, const char *s);
+void wire_pack_error(msgpack_packer *pk, const char *op, int errnum, int pcap_code,
+                     const char *message);
+int wire_writable(void);
+void wire_count_delay(void);
+uint64_t wire_delays(void);
+
+/* fatal.c */
+void fatal_cleanup(void (*fn)(void *), void *arg);
+void die(const char *op, int errnum, int pcap_code, const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 4, 5)));
+
+/* frame.c: the messages, helper -> client */
 void frame_init(epcapd_t *st);
 void frame_ready(epcapd_t *st);
 void frame_packet(epcapd_t *st, const struct pcap_pkthdr *h,
                   const u_char *data);
 void frame_flush(epcapd_t *st);
-int frame_writable(void);
-void frame_stats(epcapd_t *st, const char *tag, const char *reply);
+void frame_stats(epcapd_t *st, const char *tag, const char *reply, int live);
 void frame_reply(const char *command, long long value);
 void frame_refused(const char *command, const char *op, int errnum, int pcap_code,
                    const char *message);
-void die(const char *op, int errnum, int pcap_code, const char *fmt, ...)
-    __attribute__((noreturn, format(printf, 4, 5)));
 
 /* loop.c */
 void loop_run(epcapd_t *st);
+
+/* testhook.c: only in priv/epcapd-testhook (make), never installed */
+#ifdef EPCAPD_TEST_HOOK
+void testhook_init(void);
+void testhook_at_activate(void);
+int testhook_ready_keys(void);
+void testhook_pack_ready(msgpack_packer *pk);
+void testhook_after_ready(epcapd_t *st);
+unsigned testhook_stats_offset(void);
+#else
+static inline void testhook_init(void) {}
+static inline void testhook_at_activate(void) {}
+static inline int testhook_ready_keys(void) { return 0; }
+static inline void testhook_pack_ready(msgpack_packer *pk) { (void)pk; }
+static inline void testhook_after_ready(epcapd_t *st) { (void)st; }
+static inline unsigned testhook_stats_offset(void) { return 0; }
+#endif
 
 #ifdef EPCAPD_FUZZ
 /* The libFuzzer harnesses in fuzz/ (make fuzz), which run the real code

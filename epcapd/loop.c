@@ -83,10 +83,15 @@ static void settle(epcapd_t *st)
     }
 }
 
+static void send_stats(epcapd_t *st, const char *tag, const char *reply)
+{
+    frame_stats(st, tag, reply, capture_stats(st) == 0);
+}
+
 static void cmd_stats(epcapd_t *st, const msgpack_object *args)
 {
     (void)args;
-    frame_stats(st, "reply", "stats");
+    send_stats(st, "reply", "stats");
 }
 
 /*
@@ -267,21 +272,29 @@ static void __attribute__((noreturn)) stop(epcapd_t *st)
 {
     settle(st);
     frame_flush(st);
-    frame_stats(st, "eof", NULL);
+    send_stats(st, "eof", NULL);
     exit(0);
+}
+
+/* The client's pidfd (invoker.c) is readable once the client has exited:
+ * then nobody waits for what the helper would send. */
+static int client_gone(const struct pollfd *client)
+{
+    return client->fd >= 0 && client->revents != 0;
 }
 
 static void run_file(epcapd_t *st)
 {
-    struct pollfd in = {STDIN_FILENO, POLLIN, 0};
+    /* a negative fd (no client to watch) is one that poll() skips */
+    struct pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {st->client_fd, POLLIN, 0}};
 
     for (;;) {
-        if (poll(&in, 1, 0) < 0) {
+        if (poll(fds, 2, 0) < 0) {
             if (errno != EINTR)
                 die("poll", errno, 0, "poll: %s", strerror(errno));
-            in.revents = 0;
+            fds[0].revents = fds[1].revents = 0;
         }
-        if (readable(&in, "stdin") && !read_commands(st))
+        if (client_gone(&fds[1]) || (readable(&fds[0], "stdin") && !read_commands(st)))
             stop(st);
         if (capture_drain(st, 1) == 0)
             stop(st);
@@ -302,9 +315,10 @@ static void run_file(epcapd_t *st)
  */
 static void run_live(epcapd_t *st)
 {
-    struct pollfd fds[3] = {
+    struct pollfd fds[4] = {
         {STDIN_FILENO, POLLIN, 0},
         {pcap_get_selectable_fd(st->pcap), POLLIN, 0},
+        {st->client_fd, POLLIN, 0}, /* negative when none: poll skips it */
         {STDOUT_FILENO, POLLOUT, 0},
     };
     long long now = now_ms();
@@ -318,7 +332,7 @@ static void run_live(epcapd_t *st)
             st->ifname);
     for (;;) {
         wake = next_frame >= 0 && next_frame < next_sample ? next_frame : next_sample;
-        if (poll(fds, waiting ? 3 : 2, wake > now ? (int)(wake - now) : 0) < 0) {
+        if (poll(fds, waiting ? 4 : 3, wake > now ? (int)(wake - now) : 0) < 0) {
             if (errno != EINTR)
                 die("poll", errno, 0, "poll: %s", strerror(errno));
             continue; /* revents are stale */
@@ -326,13 +340,13 @@ static void run_live(epcapd_t *st)
         if (readable(&fds[1], "pcap"))
             (void)capture_drain(st, 64);
         if (st->batch_count > 0) {
-            if (frame_writable())
+            if (wire_writable())
                 frame_flush(st);
             else if (!waiting)
-                st->delayed++; /* the client is behind: the batch waits */
+                wire_count_delay(); /* the client is behind: the batch waits */
         }
         waiting = st->batch_count > 0;
-        if (readable(&fds[0], "stdin") && !read_commands(st))
+        if (client_gone(&fds[2]) || (readable(&fds[0], "stdin") && !read_commands(st)))
             stop(st);
         now = now_ms();
         if (now >= next_sample) {
@@ -341,7 +355,7 @@ static void run_live(epcapd_t *st)
         }
         if (next_frame >= 0 && now >= next_frame) {
             frame_flush(st);
-            frame_stats(st, "stats", NULL);
+            send_stats(st, "stats", NULL);
             next_frame = now + st->stats_interval;
         }
     }

@@ -98,6 +98,8 @@ void options_parse(epcapd_t *st, int argc, char *argv[])
     int ch;
 
     st->cluster_id = -1;
+    st->fanout_group = -1;
+    st->file_fd = -1;
 
     st->timeout = EPCAPD_DEFAULT_TIMEOUT;
     st->direction = PCAP_D_INOUT;
@@ -136,7 +138,7 @@ void options_parse(epcapd_t *st, int argc, char *argv[])
     if (st->interface != NULL && st->file != NULL)
         die("option", 0, 0, "-i and -r are mutually exclusive");
     if (st->file != NULL && (st->promisc || st->monitor || st->buffer ||
-                              st->direction_set || st->inject ||
-                              st->cluster_id >= 0 || st->stats_interval))
-        die("option", 0, 0, "-p, -I, -B, -Q, -j, -C and -S apply to live captures only");
+                              st->direction_set || st->inject || st->cluster_id >= 0 ||
+                              st->stats_interval || st->chroot != NULL))
+        die("option", 0, 0, "-p, -I, -B, -Q, -j, -C, -S and -d apply to live captures only");
 }

@@ -1,294 +1,188 @@
 /*
- * privdrop.c: resolve the target user, group and chroot before anything is
- * opened; open capture files with the invoking user's rights; chroot and drop
- * for good once the capture is open. Every call is checked and fails closed.
+ * privdrop.c: every change of the helper's credentials. Each call is
+ * checked and each state verified after it is reached; any failure ends the
+ * helper (fail closed).
+ *
+ *   privdrop_init     no_new_privs from the start: nothing the helper runs
+ *                     could gain privilege by exec
+ *   privdrop_become   the target user and group (or, for a file, the
+ *                     invoker), no other groups, keeping at most
+ *                     CAP_NET_RAW, CAP_NET_ADMIN and CAP_SYS_CHROOT
+ *   privdrop_chroot   into the installation's empty directory
+ *   privdrop_finish   every capability gone, root out of reach
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <grp.h>
-#include <limits.h>
 #include <linux/capability.h>
-#include <pwd.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <grp.h>
+
 #include "epcapd.h"
 
-static unsigned long parse_id(const char *name, const char *s)
-{
-    char *end = NULL;
-    unsigned long v;
+#define CAP_BIT(cap) (1ULL << (cap))
+#define OPEN_CAPS (CAP_BIT(CAP_NET_RAW) | CAP_BIT(CAP_NET_ADMIN) | CAP_BIT(CAP_SYS_CHROOT))
 
-    errno = 0;
-    v = strtoul(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v > UINT_MAX)
-        die("privilege", 0, 0, "%s: not an id: '%s'", name, s);
-    return v;
-}
+typedef struct {
+    uint64_t effective, permitted, inheritable;
+} caps_t;
 
-/*
- * The user who asked: the real uid; or, when the real uid is root, the
- * caller that sudo (SUDO_UID/SUDO_GID), pkexec (PKEXEC_UID) or doas
- * (DOAS_USER) names. These variables are trusted only from a real-root
- * process: no one else can run the helper with a real uid of 0. Other ways
- * to become root must set SUDO_UID and SUDO_GID, or the caller counts as root.
- */
-uid_t privdrop_invoker(gid_t *gid)
-{
-    const char *sudo_uid = getenv("SUDO_UID");
-    const char *sudo_gid = getenv("SUDO_GID");
-    const char *pkexec_uid = getenv("PKEXEC_UID");
-    const char *doas_user = getenv("DOAS_USER");
-    struct passwd *pw = NULL;
-
-    *gid = getgid();
-    if (getuid() != 0)
-        return getuid();
-    if (sudo_uid != NULL && sudo_gid != NULL) {
-        *gid = (gid_t)parse_id("SUDO_GID", sudo_gid);
-        return (uid_t)parse_id("SUDO_UID", sudo_uid);
-    }
-    if (pkexec_uid != NULL)
-        pw = getpwuid((uid_t)parse_id("PKEXEC_UID", pkexec_uid));
-    else if (doas_user != NULL)
-        pw = getpwnam(doas_user);
-    else
-        return 0;
-    if (pw == NULL)
-        die("privilege", 0, 0, "the invoking user (%s) is unknown",
-            pkexec_uid != NULL ? "PKEXEC_UID" : "DOAS_USER");
-    *gid = pw->pw_gid;
-    return pw->pw_uid;
-}
-
-/* The default chroot: the root-owned, empty directory beside the binary. */
-static void default_root(char *buf, size_t size)
-{
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    char *slash;
-
-    if (n < 0)
-        die("readlink", errno, 0, "/proc/self/exe: %s", strerror(errno));
-    exe[n] = '\0';
-    slash = strrchr(exe, '/');
-    if (slash != NULL)
-        *slash = '\0';
-    if ((size_t)snprintf(buf, size, "%s/empty", exe) >= size)
-        die("privilege", ENAMETOOLONG, 0, "chroot path too long");
-}
-
-static void resolve_root(epcapd_t *st)
-{
-    char path[sizeof(st->root)];
-    struct stat sb;
-
-    if (st->chroot != NULL)
-        (void)snprintf(path, sizeof(path), "%s", st->chroot);
-    else
-        default_root(path, sizeof(path));
-    if (realpath(path, st->root) == NULL)
-        die("chroot", errno, 0, "chroot directory %s: %s", path, strerror(errno));
-    /* Check and later enter the directory through one descriptor: a path
-     * swapped in between cannot substitute another directory. */
-    st->root_fd = open(st->root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (st->root_fd < 0)
-        die("chroot", errno, 0, "chroot directory %s: %s", st->root, strerror(errno));
-    if (fstat(st->root_fd, &sb) != 0)
-        die("chroot", errno, 0, "chroot directory %s: %s", st->root, strerror(errno));
-    if (sb.st_uid != 0 || (sb.st_mode & (S_IWGRP | S_IWOTH)) != 0)
-        die("chroot", 0, 0,
-            "chroot directory %s must be owned by root and writable by no one else",
-            st->root);
-}
-
-static void capget_self(struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3])
+static caps_t caps_get(void)
 {
     struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+    caps_t c;
 
     if (syscall(SYS_capget, &hdr, data) != 0)
         die("capget", errno, 0, "capget: %s", strerror(errno));
+    c.effective = data[0].effective | (uint64_t)data[1].effective << 32;
+    c.permitted = data[0].permitted | (uint64_t)data[1].permitted << 32;
+    c.inheritable = data[0].inheritable | (uint64_t)data[1].inheritable << 32;
+    return c;
 }
 
-static int has_cap(const struct __user_cap_data_struct *data, int cap)
-{
-    return (data[CAP_TO_INDEX(cap)].effective & CAP_TO_MASK(cap)) != 0;
-}
-
-/*
- * Root, or a helper whose file capabilities let it chroot and change its
- * ids (make install PRIVMODE=caps): either must drop. Anything less runs
- * with its caller's rights and only sheds what capabilities it has.
- */
-static int can_drop(void)
-{
-    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
-
-    if (geteuid() == 0)
-        return 1;
-    capget_self(data);
-    return has_cap(data, CAP_SYS_CHROOT) && has_cap(data, CAP_SETUID) &&
-           has_cap(data, CAP_SETGID);
-}
-
-static int caps_empty(void)
-{
-    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
-    int i;
-
-    capget_self(data);
-    for (i = 0; i < _LINUX_CAPABILITY_U32S_3; i++)
-        if (data[i].effective != 0 || data[i].permitted != 0 ||
-            data[i].inheritable != 0)
-            return 0;
-    return 1;
-}
-
-/*
- * Clear every capability. Leaving uid 0 does that by itself, but a
- * capability-holding helper never had uid 0, and root asked to stay root
- * keeps none either.
- */
-static void drop_caps(void)
+/* Effective and permitted both mask, inheritable and ambient empty. */
+static void caps_set(uint64_t mask)
 {
     struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
 
     memset(data, 0, sizeof(data));
+    data[0].effective = data[0].permitted = (uint32_t)mask;
+    data[1].effective = data[1].permitted = (uint32_t)(mask >> 32);
     if (syscall(SYS_capset, &hdr, data) != 0)
         die("capset", errno, 0, "capset: %s", strerror(errno));
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
+        die("prctl", errno, 0, "clearing ambient capabilities: %s", strerror(errno));
 }
 
-void privdrop_prepare(epcapd_t *st)
-{
-    const char *name = st->user != NULL ? st->user : "nobody";
-    struct passwd *pw;
-    struct group *gr;
-    gid_t igid;
-
-    st->privileged = can_drop();
-    if (!st->privileged) {
-        if (st->chroot != NULL || st->user != NULL || st->group != NULL)
-            die("privilege", EPERM, 0,
-                "chroot, user and group need a privileged helper (uid %u, no "
-                "CAP_SYS_CHROOT/CAP_SETUID/CAP_SETGID)",
-                (unsigned)geteuid());
-        return;
-    }
-
-    errno = 0;
-    pw = getpwnam(name);
-    if (pw == NULL)
-        die("getpwnam", errno, 0, "unknown user '%s'", name);
-    st->uid = pw->pw_uid;
-    st->gid = pw->pw_gid;
-    if (st->group != NULL) {
-        errno = 0;
-        gr = getgrnam(st->group);
-        if (gr == NULL)
-            die("getgrnam", errno, 0, "unknown group '%s'", st->group);
-        st->gid = gr->gr_gid;
-    }
-    if ((st->uid == 0 || st->gid == 0) && privdrop_invoker(&igid) != 0)
-        die("privilege", EPERM, 0,
-            "refusing to run as uid %u gid %u: the invoking user is not root",
-            (unsigned)st->uid, (unsigned)st->gid);
-    if (st->buffer > EPCAPD_MAX_USER_BUFFER && privdrop_invoker(&igid) != 0)
-        die("privilege", EPERM, 0,
-            "a buffer above %d bytes pins kernel memory: only root may ask for it",
-            EPCAPD_MAX_USER_BUFFER);
-    resolve_root(st);
-}
-
-static void check(int rc, const char *op)
+static void require_syscall(int rc, const char *op)
 {
     if (rc != 0)
         die(op, errno, 0, "%s: %s", op, strerror(errno));
 }
 
-/* Open path read-only with the rights of the user who invoked the helper. */
-int privdrop_open_as_invoker(const char *path)
+/* Root, or any capability at all: an invoker who is not root is guarded. */
+int privdrop_holds_privilege(void)
 {
-    long max = sysconf(_SC_NGROUPS_MAX) + 1;
-    gid_t *saved, *groups;
-    int nsaved, ngroups;
-    gid_t gid;
-    uid_t uid = privdrop_invoker(&gid);
-    struct passwd *pw;
-    int fd, err;
-
-    if (geteuid() != 0 || uid == 0)
-        return open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-
-    saved = calloc((size_t)max, sizeof(gid_t));
-    groups = calloc((size_t)max, sizeof(gid_t));
-    if (saved == NULL || groups == NULL)
-        die("calloc", errno, 0, "out of memory");
-    ngroups = (int)max;
-    nsaved = getgroups((int)max, saved);
-    if (nsaved < 0)
-        die("getgroups", errno, 0, "getgroups: %s", strerror(errno));
-    if (getuid() != 0) {
-        ngroups = nsaved; /* setuid: the caller's own groups are in force */
-        memcpy(groups, saved, sizeof(gid_t) * (size_t)nsaved);
-    } else {
-        pw = getpwuid(uid);
-        if (pw == NULL || getgrouplist(pw->pw_name, gid, groups, &ngroups) < 0)
-            ngroups = 0;
-    }
-
-    check(setgroups((size_t)ngroups, groups), "setgroups");
-    check(setegid(gid), "setegid");
-    check(seteuid(uid), "seteuid");
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    err = errno;
-    check(seteuid(0), "seteuid");
-    check(setegid(getgid()), "setegid");
-    check(setgroups((size_t)nsaved, saved), "setgroups");
-    free(saved);
-    free(groups);
-    errno = err;
-    return fd;
+    return geteuid() == 0 || caps_get().permitted != 0;
 }
 
-static void verify(const epcapd_t *st)
+void privdrop_init(epcapd_t *st)
+{
+    caps_t c = caps_get();
+    uint64_t ids = CAP_BIT(CAP_SETUID) | CAP_BIT(CAP_SETGID);
+
+    /* Root, or a helper whose file capabilities let it change its ids
+     * (make install PRIVMODE=caps). Anything less runs with its caller's
+     * rights and only sheds what capabilities it has. */
+    st->privileged = geteuid() == 0 || (c.effective & ids) == ids;
+    require_syscall(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl");
+}
+
+static int by_gid(const void *a, const void *b)
+{
+    gid_t x = *(const gid_t *)a, y = *(const gid_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* The supplementary groups in force are exactly who's. */
+static int same_groups(const cred_t *who)
+{
+    int n = getgroups(0, NULL), i;
+    gid_t *now, *want;
+    int same;
+
+    if (n != who->ngroups)
+        return 0;
+    if (n == 0)
+        return 1;
+    now = calloc((size_t)n, sizeof(gid_t));
+    want = calloc((size_t)n, sizeof(gid_t));
+    if (now == NULL || want == NULL)
+        die("calloc", errno, 0, "out of memory");
+    same = getgroups(n, now) == n;
+    memcpy(want, who->groups, sizeof(gid_t) * (size_t)n);
+    qsort(now, (size_t)n, sizeof(gid_t), by_gid);
+    qsort(want, (size_t)n, sizeof(gid_t), by_gid);
+    for (i = 0; same && i < n; i++)
+        same = now[i] == want[i];
+    free(now);
+    free(want);
+    return same;
+}
+
+static void verify(const cred_t *who, uint64_t mask)
 {
     uid_t ru, eu, su;
     gid_t rg, eg, sg;
+    caps_t c = caps_get();
 
-    check(getresuid(&ru, &eu, &su), "getresuid");
-    check(getresgid(&rg, &eg, &sg), "getresgid");
-    if (ru != st->uid || eu != st->uid || su != st->uid ||
-        rg != st->gid || eg != st->gid || sg != st->gid)
-        die("privilege", 0, 0, "uid/gid not in effect after the drop");
-    if (getgroups(0, NULL) != 0)
-        die("privilege", 0, 0, "supplementary groups left after the drop");
-    if (!caps_empty())
-        die("privilege", 0, 0, "capabilities left after the drop");
-    if (st->uid != 0 && (setuid(0) == 0 || seteuid(0) == 0))
-        die("privilege", 0, 0, "root could be regained after the drop");
+    require_syscall(getresuid(&ru, &eu, &su), "getresuid");
+    require_syscall(getresgid(&rg, &eg, &sg), "getresgid");
+    if (ru != who->uid || eu != who->uid || su != who->uid || rg != who->gid ||
+        eg != who->gid || sg != who->gid)
+        die("privilege", 0, 0, "uid/gid not in effect after the change");
+    if (!same_groups(who))
+        die("privilege", 0, 0, "supplementary groups not in effect after the change");
+    if ((c.effective | c.permitted) & ~mask || c.inheritable != 0)
+        die("privilege", 0, 0, "capabilities left beyond those kept");
 }
 
-void privdrop(epcapd_t *st)
+/*
+ * Become who: its uid, gid and supplementary groups (none for a target),
+ * keeping CAP_NET_RAW, CAP_NET_ADMIN and CAP_SYS_CHROOT when keep is
+ * PRIVDROP_OPEN_CAPS, none when 0. Afterwards the helper can change its ids
+ * no more. A helper that could not change them (no privilege, or only some
+ * capabilities) keeps its ids and sheds the capabilities it may not keep.
+ */
+void privdrop_become(epcapd_t *st, const cred_t *who, int keep)
 {
-    if (st->privileged) {
-        check(fchdir(st->root_fd), "fchdir");
-        check(chroot("."), "chroot");
-        check(chdir("/"), "chdir");
-        check(close(st->root_fd), "close");
-        check(setgroups(0, NULL), "setgroups");
-        check(setresgid(st->gid, st->gid, st->gid), "setresgid");
-        check(setresuid(st->uid, st->uid, st->uid), "setresuid");
+    uint64_t mask = keep == PRIVDROP_OPEN_CAPS ? OPEN_CAPS : 0;
+
+    if (!st->privileged) {
+        caps_set(caps_get().permitted & mask);
+        if ((caps_get().permitted & ~mask) != 0)
+            die("privilege", 0, 0, "capabilities left beyond those kept");
+        return;
     }
-    drop_caps();
-    if (st->privileged)
-        verify(st);
-    else if (!caps_empty())
-        die("privilege", 0, 0, "capabilities left after capset");
-    check(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl");
+    /* Leaving uid 0 clears the permitted set unless asked to keep it. */
+    require_syscall(prctl(PR_SET_KEEPCAPS, mask != 0, 0, 0, 0), "prctl");
+    require_syscall(setgroups((size_t)who->ngroups, who->groups), "setgroups");
+    require_syscall(setresgid(who->gid, who->gid, who->gid), "setresgid");
+    require_syscall(setresuid(who->uid, who->uid, who->uid), "setresuid");
+    caps_set(mask);
+    require_syscall(prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0), "prctl");
+    verify(who, mask);
+    st->privileged = 0;
+}
+
+void privdrop_chroot(epcapd_t *st)
+{
+    if (st->root_fd < 0)
+        return;
+    require_syscall(fchdir(st->root_fd), "fchdir");
+    require_syscall(chroot("."), "chroot");
+    require_syscall(chdir("/"), "chdir");
+    require_syscall(close(st->root_fd), "close");
+    st->root_fd = -1;
+}
+
+void privdrop_finish(epcapd_t *st)
+{
+    caps_t c;
+
+    (void)st;
+    caps_set(0);
+    c = caps_get();
+    if (c.effective != 0 || c.permitted != 0 || c.inheritable != 0)
+        die("privilege", 0, 0, "capabilities left after the drop");
+    if (geteuid() != 0 && (setuid(0) == 0 || seteuid(0) == 0))
+        die("privilege", 0, 0, "root could be regained after the drop");
+    if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
+        die("privilege", 0, 0, "no_new_privs is not set");
 }

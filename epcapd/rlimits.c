@@ -45,6 +45,11 @@ static int writes_a_file(void)
     return is_file(STDOUT_FILENO);
 }
 
+void rlimits_no_processes(void)
+{
+    limit(RLIMIT_NPROC, 0, "RLIMIT_NPROC");
+}
+
 void rlimits_apply(void)
 {
     int fd, highest = 2;
@@ -53,7 +58,7 @@ void rlimits_apply(void)
         if (fcntl(fd, F_GETFD) != -1)
             highest = fd;
     limit(RLIMIT_NOFILE, (rlim_t)highest + 1, "RLIMIT_NOFILE");
-    limit(RLIMIT_NPROC, 0, "RLIMIT_NPROC");
+    rlimits_no_processes();
     if (!writes_a_file())
         limit(RLIMIT_FSIZE, 0, "RLIMIT_FSIZE");
     limit(RLIMIT_CORE, 0, "RLIMIT_CORE");

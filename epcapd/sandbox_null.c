@@ -6,6 +6,11 @@
 
 const char *const sandbox_name = "null";
 
+void sandbox_setup(epcapd_t *st)
+{
+    (void)st;
+}
+
 void sandbox_enter(epcapd_t *st)
 {
     (void)st;

@@ -1,12 +1,19 @@
 /*
- * sandbox_seccomp.c: the default on Linux. Resource limits, then a seccomp
- * allowlist of what the running loop needs: stdin/stdout I/O and poll, the
- * packet socket calls (reading the ring, statistics, filter changes,
- * injection), memory without PROT_EXEC, and exit. open/openat and socket
- * fail with EPERM (libpcap degrades gracefully where it probes /sys or
- * /proc, and name lookups in a new filter fail instead of reaching nscd);
- * anything else kills the process (SIGSYS). Calls from another
- * architecture's ABI are killed too (libseccomp's bad-arch action).
+ * sandbox_seccomp.c: the default on Linux.
+ *
+ * At start (sandbox_setup), before anything is parsed: execve and execveat
+ * fail with EPERM, so that nothing the helper does while it opens (libdbus
+ * can fork and exec a program named in a D-Bus address) runs a program.
+ *
+ * Before ready (sandbox_enter): resource limits, then an allowlist of what
+ * the running loop needs: reads and poll, writes to stdout (and stderr),
+ * the capture socket's calls (reading the ring, its statistics, attaching
+ * a filter, and sending only with -j), memory without PROT_EXEC, and exit.
+ * open/openat, socket and uname fail with EPERM (libpcap degrades
+ * gracefully where it probes /sys or /proc, and a name in a new filter
+ * fails to resolve instead of reaching nscd or DNS); sendto fails with
+ * EPERM without -j; anything else kills the process (SIGSYS). Calls from
+ * another architecture's ABI are killed too (libseccomp's bad-arch action).
  *
  * Debugging a denied call: the kernel logs it (audit type=1326, syscall=N;
  * `ausyscall N` names it); or build with SANDBOX=null and run the helper
@@ -16,6 +23,9 @@
 #include <fcntl.h>
 #include <seccomp.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <linux/if_packet.h>
+#include <unistd.h>
 #include <sys/mman.h>
 
 #include "epcapd.h"
@@ -25,7 +35,7 @@ const char *const sandbox_name = "seccomp";
 #define ALLOW(call) rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(call), #call)
 #define DENY(call, err) rule(ctx, SCMP_ACT_ERRNO(err), SCMP_SYS(call), #call)
 
-static void check(int rc, const char *what)
+static void require_seccomp(int rc, const char *what)
 {
     if (rc < 0)
         die("seccomp", -rc, 0, "%s: %s", what, strerror(-rc));
@@ -33,7 +43,7 @@ static void check(int rc, const char *what)
 
 static void rule(scmp_filter_ctx ctx, uint32_t action, int nr, const char *name)
 {
-    check(seccomp_rule_add(ctx, action, nr, 0), name);
+    require_seccomp(seccomp_rule_add(ctx, action, nr, 0), name);
 }
 
 /* fcntl only to read and set file status flags: libpcap makes its socket
@@ -41,10 +51,10 @@ static void rule(scmp_filter_ctx ctx, uint32_t action, int nr, const char *name)
  * spelled out for clang's -Wmissing-field-initializers.) */
 static void allow_fcntl(scmp_filter_ctx ctx)
 {
-    check(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+    require_seccomp(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
                            SCMP_A1(SCMP_CMP_EQ, F_GETFL, 0)),
           "fcntl");
-    check(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+    require_seccomp(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
                            SCMP_A1(SCMP_CMP_EQ, F_SETFL, 0)),
           "fcntl");
 }
@@ -52,7 +62,7 @@ static void allow_fcntl(scmp_filter_ctx ctx)
 /* Memory mappings are allowed only without PROT_EXEC: no new code. */
 static void allow_no_exec(scmp_filter_ctx ctx, int nr, const char *name)
 {
-    check(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
+    require_seccomp(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
                            SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)),
           name);
 }
@@ -77,31 +87,89 @@ static void allow_sanitizer(scmp_filter_ctx ctx)
 }
 #endif
 
+void sandbox_setup(epcapd_t *st)
+{
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+
+    (void)st;
+    if (ctx == NULL)
+        die("seccomp", ENOMEM, 0, "seccomp_init failed");
+    DENY(execve, EPERM);
+    DENY(execveat, EPERM);
+    require_seccomp(seccomp_load(ctx), "seccomp_load");
+    seccomp_release(ctx);
+}
+
+/* write and writev on stdout and stderr only: a write on the capture
+ * socket would send a packet. */
+static void allow_output(scmp_filter_ctx ctx)
+{
+#ifdef EPCAPD_SANITIZE
+    ALLOW(write); /* UBSan probes memory by writing it into a pipe of its own */
+#else
+    require_seccomp(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1,
+                                     SCMP_A0(SCMP_CMP_LE, STDERR_FILENO, 0)), "write");
+#endif
+    require_seccomp(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(writev), 1,
+                                     SCMP_A0(SCMP_CMP_LE, STDERR_FILENO, 0)), "writev");
+}
+
+/*
+ * The capture socket's calls while running, as libpcap makes them (strace
+ * shows them): its statistics (and SO_ERROR after POLLERR), attaching and
+ * detaching a filter, and, with -j only, sending.
+ */
+static void allow_capture_socket(scmp_filter_ctx ctx, const epcapd_t *st)
+{
+    int fd = st->pcap != NULL && st->file == NULL ? pcap_fileno(st->pcap) : -1;
+    const struct {
+        int nr, level, name;
+        const char *what;
+    } opts[] = {
+        {SCMP_SYS(getsockopt), SOL_PACKET, PACKET_STATISTICS, "getsockopt"},
+        {SCMP_SYS(getsockopt), SOL_SOCKET, SO_ERROR, "getsockopt"},
+        {SCMP_SYS(setsockopt), SOL_SOCKET, SO_ATTACH_FILTER, "setsockopt"},
+        {SCMP_SYS(setsockopt), SOL_SOCKET, SO_DETACH_FILTER, "setsockopt"},
+    };
+    size_t i;
+
+    ALLOW(recvfrom);
+    ALLOW(recvmsg);
+    if (fd < 0) {
+        DENY(sendto, EPERM);
+        return;
+    }
+    for (i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+        require_seccomp(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, opts[i].nr, 3,
+                                         SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)fd, 0),
+                                         SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)opts[i].level, 0),
+                                         SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)opts[i].name, 0)),
+                        opts[i].what);
+    if (st->inject)
+        require_seccomp(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(sendto), 1,
+                                         SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)fd, 0)),
+                        "sendto");
+    else
+        DENY(sendto, EPERM);
+}
+
 void sandbox_enter(epcapd_t *st)
 {
     scmp_filter_ctx ctx;
 
-    (void)st;
     rlimits_apply();
 
     ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
     if (ctx == NULL)
         die("seccomp", ENOMEM, 0, "seccomp_init failed");
 
-    /* stdin commands, stdout frames, the poll loop */
+    /* stdin commands and file reads, stdout frames, the poll loop */
     ALLOW(read);
     ALLOW(readv);
-    ALLOW(write);
-    ALLOW(writev);
+    allow_output(ctx);
     ALLOW(poll);
     ALLOW(ppoll);
-    /* the packet socket: ring and fallback reads, stats, filters, inject */
-    ALLOW(recvfrom);
-    ALLOW(recvmsg);
-    ALLOW(sendto);
-    ALLOW(sendmsg);
-    ALLOW(getsockopt);
-    ALLOW(setsockopt);
+    allow_capture_socket(ctx, st);
     allow_fcntl(ctx);
     /* memory */
     ALLOW(brk);
@@ -134,7 +202,8 @@ void sandbox_enter(epcapd_t *st)
     DENY(open, EPERM);
     DENY(openat, EPERM);
     DENY(socket, EPERM);
+    DENY(uname, EPERM); /* glibc's resolver asks for the host name */
 
-    check(seccomp_load(ctx), "seccomp_load");
+    require_seccomp(seccomp_load(ctx), "seccomp_load");
     seccomp_release(ctx);
 }

@@ -4,7 +4,9 @@ and has ../shared/captures, so nothing there has a reason to skip."""
 from __future__ import annotations
 
 import os
+import pwd
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,3 +109,50 @@ def udp_port() -> Iterator[int]:
 def start_file(path: Path | str, **options: object) -> epcap.Capture:
     """epcap.start(file=...) with the source tree's helper."""
     return epcap.start(file=path, progname=HELPER, **options)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def user() -> Iterator[pwd.struct_passwd]:
+    """A real unprivileged user in the installs' group (created, and removed
+    again, if missing; so is the group)."""
+    from privileged import GROUP, USER, ensure_user, remove_user
+
+    made_group = subprocess.run(["getent", "group", GROUP], capture_output=True).returncode != 0
+    if made_group:
+        subprocess.run(["groupadd", "--system", GROUP], check=True)
+    pw, made = ensure_user(USER)
+    subprocess.run(["usermod", "-aG", GROUP, USER], check=True)
+    yield pw
+    if made:
+        remove_user(USER)
+    if made_group:
+        subprocess.run(["groupdel", GROUP], check=True)
+
+
+@pytest.fixture(scope="session")
+def outsider() -> Iterator[pwd.struct_passwd]:
+    """A real unprivileged user outside the installs' group."""
+    from privileged import OUTSIDER, ensure_user, remove_user
+
+    pw, made = ensure_user(OUTSIDER)
+    yield pw
+    if made:
+        remove_user(OUTSIDER)
+
+
+@pytest.fixture(scope="session")
+def installs(user: pwd.struct_passwd) -> Iterator[dict[str, Path]]:
+    """The helper, `make install`ed in each mode into a root-owned prefix."""
+    from privileged import installed
+
+    with installed("epcap-install-", "priv/epcapd") as helpers:
+        yield helpers
+
+
+@pytest.fixture(scope="session")
+def testhook_installs(user: pwd.struct_passwd) -> Iterator[dict[str, Path]]:
+    """The test-hook build (priv/epcapd-testhook), installed in each mode."""
+    from privileged import installed
+
+    with installed("epcap-testhook-", "priv/epcapd-testhook") as helpers:
+        yield helpers

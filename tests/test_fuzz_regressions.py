@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -97,3 +98,24 @@ def test_options_input(path: Path) -> None:
         user=65534 if os.geteuid() == 0 else None,
     )
     check_clean_end(proc)
+
+
+@pytest.mark.root  # the helper trusts epcapd.conf only when root owns it
+@pytest.mark.parametrize("path", inputs("policy"))
+def test_policy_input(path: Path, tmp_path: Path) -> None:
+    """The input is epcapd.conf beside a copy of the helper, which reads it
+    at every start: the capture runs, or the helper refuses with op "policy"."""
+    tmp_path.chmod(0o755)
+    helper = tmp_path / "epcapd"
+    shutil.copy(HELPER, helper)
+    (tmp_path / "epcapd.conf").write_bytes(path.read_bytes())
+    sample = ROOT / "client" / "epcap" / "data" / "sample.pcap"
+    proc = subprocess.run(
+        [str(helper), "-r", str(sample)], stdin=subprocess.DEVNULL, capture_output=True, timeout=30
+    )
+    got = check_clean_end(proc)
+    if proc.returncode == 1:
+        assert got[-1][1]["op"] == "policy", got[-1]
+        assert "epcapd.conf: line " in got[-1][1]["message"]
+    else:
+        assert got[0][0] == "ready"

@@ -4,7 +4,6 @@ file-capability copy of the helper, each installed by `make install`."""
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
 import shutil
@@ -14,127 +13,36 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import epcap
+from epcap._launch import unsafe_for_sudo
 
 from conftest import HELPER, ROOT, proc_status
+from privileged import (
+    GROUP,
+    MODES,
+    NOBODY,
+    USER,
+    as_user,
+    gid_of,
+    mode_options,
+    run_as,
+)
 
 pytestmark = pytest.mark.root
-
-USER = "epcaptest"
-NOBODY = "65534"
-DRIVER = Path(__file__).resolve().parent / "userdriver.py"
-SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
-MODES = ("sudo", "setuid", "caps")
-
-
-@pytest.fixture(scope="session")
-def user() -> Iterator[pwd.struct_passwd]:
-    """A real unprivileged user (created, and removed again, if missing)."""
-    created = False
-    try:
-        pw = pwd.getpwnam(USER)
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER],
-            check=True,
-        )
-        created = True
-        pw = pwd.getpwnam(USER)
-    yield pw
-    if created:
-        subprocess.run(["userdel", USER], check=True)
-
-
-@pytest.fixture(scope="session")
-def installs(user: pwd.struct_passwd) -> Iterator[dict[str, Path]]:
-    """`make install` into a root-owned prefix per mode, plus the sudoers
-    rule of sudoers.example for the sudo copy; all removed at the end."""
-    assert shutil.which("sudo"), "make test installs sudo"
-    top = Path(tempfile.mkdtemp(prefix="epcap-install-", dir="/var/tmp"))
-    top.chmod(0o755)
-    helpers = {}
-    for mode in MODES:
-        out = subprocess.run(
-            ["make", "-s", "-C", str(ROOT), "install", f"PRIVMODE={mode}", f"PREFIX={top / mode}",
-             "TEST_INSTALL=1"],  # a temporary prefix: a SANITIZE=1 helper may go there
-            check=True, capture_output=True, text=True,
-        )  # fmt: skip
-        helpers[mode] = top / mode / "lib" / "epcap" / "epcapd"
-        if mode == "sudo":
-            assert f"NOPASSWD: {helpers[mode]}" in out.stdout
-    rule = Path("/etc/sudoers.d") / f"epcap-test-{os.getpid()}"
-    example = (ROOT / "sudoers.example").read_text().splitlines()
-    (line,) = [x for x in example if x and not x.startswith("#")]
-    line = line.replace("alice", USER).replace("/usr/local/lib/epcap/epcapd", str(helpers["sudo"]))
-    rule.write_text(line + "\n")
-    rule.chmod(0o440)
-    subprocess.run(["visudo", "-cf", str(rule)], check=True, capture_output=True)
-    try:
-        yield helpers
-    finally:
-        rule.unlink()
-        shutil.rmtree(top)
-
-
-class AsUser:
-    """The driver running as the unprivileged user, one JSON line at a time."""
-
-    def __init__(
-        self, user: pwd.struct_passwd, options: dict[str, Any], path: str, groups: str
-    ) -> None:
-        env = {"PATH": path, "HOME": "/", "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"}
-        grouping = f"--groups={groups}" if groups else "--init-groups"
-        self.proc = subprocess.Popen(
-            [SETPRIV, f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", grouping,
-             sys.executable, str(DRIVER), json.dumps(options)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd="/",
-        )  # fmt: skip
-
-    def next(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert line, f"driver exited with {self.proc.wait()}"
-        event: dict[str, Any] = json.loads(line)
-        return event
-
-    def finish(self) -> None:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write("close\n")
-        self.proc.stdin.flush()
-        assert self.next()["event"] == "closed"
-        assert self.proc.wait(10) == 0
-
-
-def run_as(
-    account: pwd.struct_passwd, /, path: str = "/usr/bin:/bin", groups: str = "", **options: Any
-) -> tuple[AsUser, dict[str, Any]]:
-    """Start the driver as `account` (with its groups, or the gids listed in
-    `groups`) and epcap `options`; return its first event."""
-    driver = AsUser(account, options, path, groups)
-    event = driver.next()
-    if event["event"] == "error":
-        assert driver.proc.wait(10) == 0  # the driver ends after reporting; reap it
-    return driver, event
-
-
-def mode_options(mode: str, helpers: dict[str, Path]) -> dict[str, Any]:
-    if mode == "none":
-        return {"progname": str(HELPER)}
-    options: dict[str, Any] = {"progname": str(helpers[mode])}
-    if mode == "sudo":
-        options["exec"] = "sudo -n"
-    return options
 
 
 def test_make_install_sets_each_mode(installs: dict[str, Path]) -> None:
     for mode, helper in installs.items():
         st = helper.stat()
-        assert (st.st_uid, st.st_gid) == (0, 0)
-        assert stat.S_IMODE(st.st_mode) == (0o4755 if mode == "setuid" else 0o755)
+        assert (st.st_uid, st.st_gid) == (0, gid_of(GROUP))
+        assert stat.S_IMODE(st.st_mode) == (0o4750 if mode == "setuid" else 0o750)
+        conf = helper.parent / "epcapd.conf"
+        assert conf.stat().st_uid == 0 and stat.S_IMODE(conf.stat().st_mode) == 0o644
+        assert "max_buffer 268435456" in conf.read_text().splitlines()
+        assert not any(line.startswith("inject") for line in conf.read_text().splitlines())
         empty = helper.parent / "empty"
         assert empty.stat().st_uid == 0 and stat.S_IMODE(empty.stat().st_mode) == 0o755
         assert list(empty.iterdir()) == []
@@ -144,14 +52,62 @@ def test_make_install_sets_each_mode(installs: dict[str, Path]) -> None:
         assert caps == (wanted if mode == "caps" else set())
 
 
+def test_make_install_creates_its_group_and_says_how_to_join_it() -> None:
+    group = f"epcapg{os.getpid() % 100000}"
+    top = Path(tempfile.mkdtemp(prefix="epcap-group-", dir="/var/tmp"))
+    try:
+        out = subprocess.run(
+            ["make", "-s", "-C", str(ROOT), "install", f"PREFIX={top}", f"GROUP={group}",
+             "INJECT_GROUP=netdev", "MAX_BUFFER=1048576", "TEST_INSTALL=1"],
+            check=True, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+        helper = top / "lib" / "epcap" / "epcapd"
+        assert f"groupadd --system {group}" in out
+        assert f"usermod -aG {group} " in out
+        assert helper.stat().st_gid == gid_of(group)
+        lines = (helper.parent / "epcapd.conf").read_text().splitlines()
+        assert "inject netdev" in lines and "max_buffer 1048576" in lines
+    finally:
+        subprocess.run(["groupdel", group], check=False)
+        shutil.rmtree(top)
+
+
 def test_make_install_refuses_a_non_root_user(user: pwd.struct_passwd) -> None:
     result = subprocess.run(
-        [SETPRIV, f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups",
-         "make", "-s", "-C", str(ROOT), "install", "PREFIX=/nonexistent"],
+        [*as_user(user), "make", "-s", "-C", str(ROOT), "install", "PREFIX=/nonexistent"],
         capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode != 0
     assert "make install must run as root" in result.stdout
+
+
+def test_make_install_refuses_the_test_hook_build_outside_the_tests() -> None:
+    result = subprocess.run(
+        ["make", "-s", "-C", str(ROOT), "install", "PREFIX=/nonexistent",
+         "INSTALL_FROM=priv/epcapd-testhook"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "only the tests install another build" in result.stdout
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_user_outside_the_group_may_not_run_it(
+    mode: str, outsider: pwd.struct_passwd, installs: dict[str, Path]
+) -> None:
+    helper = installs[mode]
+    # through a shell: setpriv itself execs with root's capabilities still in force
+    shell = ["/bin/sh", "-c", '"$@"; exit $?', "sh", str(helper)]
+    result = subprocess.run([*as_user(outsider), *shell], capture_output=True, text=True)
+    assert result.returncode == 126 and "Permission denied" in result.stderr
+    _, event = run_as(outsider, file=str(ROOT / "client/epcap/data/sample.pcap"),
+                      **mode_options(mode, installs))  # fmt: skip
+    assert event["type"] == "HelperNotFoundError", event
+    assert (
+        f"you may not run the helper: {helper} is for the members of group {GROUP}"
+        in (event["message"])
+    )
+    assert f"usermod -aG {GROUP} {outsider.pw_name}" in event["message"]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -162,8 +118,8 @@ def test_live_capture_as_user_and_the_helper_keeps_nothing(
     assert ready["event"] == "ready", ready
     pid = ready["pid"]
     status = proc_status(pid)
-    assert status["Uid"].split() == [NOBODY] * 4
-    assert status["Gid"].split() == [NOBODY] * 4
+    assert status["Uid"].split() == [str(NOBODY)] * 4
+    assert status["Gid"].split() == [str(NOBODY)] * 4
     assert status["Groups"] == ""
     assert status["CapEff"] == status["CapPrm"] == "0000000000000000"
     assert status["NoNewPrivs"] == "1"
@@ -178,15 +134,61 @@ def test_live_capture_as_user_and_the_helper_keeps_nothing(
     assert not Path(f"/proc/{pid}").exists()
 
 
-def test_no_mode_available_names_the_fix(user: pwd.struct_passwd) -> None:
-    # sudo is installed but has no rule for this helper: sudo's refusal, and the rule.
-    _, event = run_as(user, udp=1, progname=str(HELPER))
+@pytest.fixture
+def helper_copies(user: pwd.struct_passwd) -> Iterator[tuple[Path, Path]]:
+    """Copies of the helper: (root's, in root's directories; the user's own,
+    in a directory the user owns)."""
+    top = Path(tempfile.mkdtemp(prefix="epcap-copies-", dir="/var/tmp"))
+    top.chmod(0o755)
+    (top / "root").mkdir(mode=0o755)
+    (top / "user").mkdir(mode=0o755)
+    os.chown(top / "user", user.pw_uid, user.pw_gid)
+    copies = top / "root" / "epcapd", top / "user" / "epcapd"
+    for copy in copies:
+        shutil.copy(HELPER, copy)
+    os.chown(copies[1], user.pw_uid, user.pw_gid)
+    yield copies
+    shutil.rmtree(top)
+
+
+def test_no_mode_available_names_the_fix(
+    user: pwd.struct_passwd, helper_copies: tuple[Path, Path]
+) -> None:
+    rootish, users = helper_copies
+    # sudo is installed but has no rule for this helper: sudo's refusal, and
+    # the rule, for a root-owned helper in root-owned directories only.
+    _, event = run_as(user, udp=1, progname=str(rootish))
     assert event["type"] == "PermissionDeniedError", event
-    assert f"{USER} ALL=(root) NOPASSWD: {HELPER}" in event["message"]
+    assert f"{USER} ALL=(root) NOPASSWD: {rootish}" in event["message"]
+    _, event = run_as(user, udp=1, progname=str(users))
+    assert event["type"] == "PermissionDeniedError", event
+    assert "NOPASSWD" not in event["message"]
+    assert (
+        f"No sudoers rule should name {users}: {users} is owned by uid {user.pw_uid}"
+        in (event["message"])
+    )
+    assert "make install PRIVMODE=sudo" in event["message"]
     # no sudo on PATH either: the install commands.
-    _, event = run_as(user, path="/nonexistent", udp=1, progname=str(HELPER))
+    _, event = run_as(user, path="/nonexistent", udp=1, progname=str(rootish))
     assert event["type"] == "PermissionDeniedError", event
     assert "make install PRIVMODE=caps" in event["message"]
+
+
+def test_a_sudoers_rule_is_suggested_only_where_it_gives_nothing_away(
+    helper_copies: tuple[Path, Path], tmp_path: Path
+) -> None:
+    rootish, users = helper_copies
+    assert unsafe_for_sudo(str(rootish)) is None
+    assert unsafe_for_sudo(str(users)) == f"{users} is owned by uid {users.stat().st_uid}, not root"
+    rootish.chmod(0o775)
+    assert unsafe_for_sudo(str(rootish)) == f"{rootish} is writable by others than root"
+    rootish.chmod(0o755)
+    rootish.parent.chmod(0o777)
+    assert unsafe_for_sudo(str(rootish)) == f"{rootish.parent} is writable by others than root"
+    rootish.parent.chmod(0o755)
+    link = tmp_path / "link"  # a symlink is judged by what it points at
+    link.symlink_to(users)
+    assert unsafe_for_sudo(str(link)) is not None
 
 
 @pytest.fixture
@@ -217,28 +219,35 @@ def test_files_open_with_the_users_rights(
     assert "Permission denied" in event["message"] and "EACCES" in event["message"]
     driver, ready = run_as(user, file=str(public), **mode_options(mode, installs))
     assert ready["event"] == "ready", ready
-    assert ready["settings"]["uid"] == (int(NOBODY) if mode != "none" else user.pw_uid)
+    # a file is read with the user's own rights, in every mode
+    assert (ready["settings"]["uid"], ready["settings"]["gid"]) == (user.pw_uid, user.pw_gid)
+    assert ready["settings"]["chroot"] is None
     packets = driver.next()["packets"]
     assert len(packets) == 15 and packets[0].startswith("ffffffffffff")  # ARP broadcast
     driver.finish()
 
 
-@pytest.mark.parametrize("mode", [*MODES, "none"])
+@pytest.mark.parametrize(
+    "mode, source, refusal",
+    [("none", "file", "need a privileged helper")]
+    + [(m, "file", "a file is read with your own rights") for m in MODES]
+    + [(m, "live", "this installation decides it") for m in MODES],
+)
 @pytest.mark.parametrize("who", [{"user": "root"}, {"group": "root"}])
 def test_dropping_to_root_is_refused(
     mode: str,
+    source: str,
+    refusal: str,
     who: dict[str, str],
     user: pwd.struct_passwd,
     installs: dict[str, Path],
     capture_files: tuple[Path, Path],
 ) -> None:
     public, _ = capture_files
-    _, event = run_as(user, file=str(public), **who, **mode_options(mode, installs))
-    assert event["type"] == "PermissionDeniedError", event
-    assert (
-        "refusing to run as uid" in event["message"]
-        or "need a privileged helper" in event["message"]
-    )
+    where = {"file": str(public)} if source == "file" else {"interface": "lo"}
+    _, event = run_as(user, **where, **who, **mode_options(mode, installs))
+    assert refusal in event["message"], event
+    assert event["type"] == ("PermissionDeniedError" if mode == "none" else "PolicyError")
 
 
 @pytest.mark.usefixtures("no_leftovers")
@@ -271,7 +280,8 @@ def test_a_user_in_many_groups(
     capture_files: tuple[Path, Path],
 ) -> None:
     public, _ = capture_files
-    many = ",".join(str(g) for g in range(20000, 20100))  # 100 supplementary groups
+    # 100 supplementary groups, one of them the group that may run the helper
+    many = ",".join(str(g) for g in [*range(20000, 20099), gid_of(GROUP)])
     driver, ready = run_as(user, groups=many, file=str(public), **mode_options(mode, installs))
     assert ready["event"] == "ready", ready
     assert len(driver.next()["packets"]) == 15
@@ -282,8 +292,7 @@ def sniff_as(user: pwd.struct_passwd, *args: str, path: str) -> subprocess.Compl
     """epcap-sniff run by the unprivileged user, with the source tree's helper."""
     env = {"PATH": path, "HOME": "/", "EPCAPD": str(HELPER), "LANG": "C.UTF-8", "TZ": "UTC"}
     return subprocess.run(
-        [SETPRIV, f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups",
-         sys.executable, "-m", "epcap.sniff", *args],
+        [*as_user(user), sys.executable, "-m", "epcap.sniff", *args],
         capture_output=True, text=True, env=env, cwd="/", timeout=60,
     )  # fmt: skip
 
@@ -294,7 +303,10 @@ def test_sniff_without_privilege_is_one_clear_line(user: pwd.struct_passwd) -> N
     assert "Traceback" not in result.stderr
     (line,) = result.stderr.splitlines()
     assert line.startswith("epcap-sniff: ")
-    assert f"{USER} ALL=(root) NOPASSWD: {HELPER}" in line
+    if unsafe_for_sudo(str(HELPER)) is None:  # a root-owned tree: the rule is safe to give
+        assert f"{USER} ALL=(root) NOPASSWD: {HELPER}" in line
+    else:
+        assert f"No sudoers rule should name {HELPER}" in line
 
 
 def test_sniff_demo_falls_back_to_the_sample_without_privilege(user: pwd.struct_passwd) -> None:

@@ -72,6 +72,14 @@ class PrivilegeDropError(CaptureError):
     missing chroot directory, ...): the helper refuses to run with privilege."""
 
 
+class PolicyError(PermissionDeniedError):
+    """The installation's policy refused what was asked (``op`` is
+    ``"policy"``): a libpcap pseudo-device, a ``user``, ``group`` or
+    ``chroot`` of your own, ``inject`` or a ``buffer`` the installation does
+    not allow you, a ``cluster_id`` group of another program, or a stdin or
+    stdout that is not a pipe or a socket. Root is never refused."""
+
+
 class ProtocolError(EpcapError):
     """The helper sent something that breaks the wire protocol: a malformed or
     oversized frame, an unexpected message, or a protocol version this client
@@ -92,31 +100,86 @@ class HelperExitedError(EpcapError):
         self.stderr = stderr
 
 
-_FILTER_OPS = frozenset({"pcap_compile", "pcap_setfilter"})
-_FILE_OPS = frozenset({"open", "fdopen", "pcap_fopen_offline"})
-_DROP_OPS = frozenset(
-    {
-        "privilege",
-        "chroot",
-        "chdir",
-        "getpwnam",
-        "getgrnam",
-        "setgroups",
-        "setresgid",
-        "setresuid",
-        "prctl",
-        "setrlimit",
-    }
-)
+OPS: Mapping[str, type[CaptureError]] = {
+    # the command line and the wire
+    "option": CaptureError,
+    "protocol": CaptureError,
+    "frame": CaptureError,
+    # the invoker policy (epcapd/policy.c, fanout.c, invoker.c)
+    "policy": PolicyError,
+    "interface": NoSuchDeviceError,
+    # credentials, chroot and sandbox (privdrop.c, sandbox_*.c, rlimits.c)
+    "privilege": PrivilegeDropError,
+    "clearenv": PrivilegeDropError,
+    "readlink": PrivilegeDropError,
+    "getpwnam": PrivilegeDropError,
+    "getgrnam": PrivilegeDropError,
+    "getgroups": PrivilegeDropError,
+    "capget": PrivilegeDropError,
+    "capset": PrivilegeDropError,
+    "prctl": PrivilegeDropError,
+    "setgroups": PrivilegeDropError,
+    "setresgid": PrivilegeDropError,
+    "setresuid": PrivilegeDropError,
+    "getresuid": PrivilegeDropError,
+    "getresgid": PrivilegeDropError,
+    "chroot": PrivilegeDropError,
+    "fchdir": PrivilegeDropError,
+    "chdir": PrivilegeDropError,
+    "close": PrivilegeDropError,
+    "setrlimit": PrivilegeDropError,
+    "seccomp": PrivilegeDropError,
+    "sandbox": CaptureError,
+    # capture files
+    "open": CaptureFileError,
+    "fdopen": CaptureFileError,
+    "pcap_fopen_offline": CaptureFileError,
+    # live captures
+    "pcap_findalldevs": CaptureError,
+    "pcap_create": CaptureError,
+    "pcap_set_snaplen": CaptureError,
+    "pcap_set_promisc": CaptureError,
+    "pcap_set_rfmon": CaptureError,
+    "pcap_set_immediate_mode": CaptureError,
+    "pcap_set_timeout": CaptureError,
+    "pcap_set_buffer_size": CaptureError,
+    "pcap_set_tstamp_precision": CaptureError,
+    "pcap_activate": CaptureError,
+    "pcap_setdirection": CaptureError,
+    "pcap_setnonblock": CaptureError,
+    "pcap_get_selectable_fd": CaptureError,
+    "sched_setaffinity": CaptureError,
+    "setsockopt": CaptureError,
+    "fanout": CaptureError,
+    "pfring_set_cluster": CaptureError,
+    # filters and sending (also in "refused" frames: the capture goes on)
+    "pcap_compile": FilterError,
+    "pcap_setfilter": FilterError,
+    "send": SendError,
+    "pcap_inject": SendError,
+    # while running
+    "pcap_dispatch": CaptureError,
+    "poll": CaptureError,
+    "read": CaptureError,
+    "fcntl": CaptureError,
+    "calloc": CaptureError,
+    "strdup": CaptureError,
+    "strndup": CaptureError,
+}
+"""The exception of each ``op`` the helper reports (``epcapd/PROTOCOL.md``,
+"Errors"); an op not listed is a :class:`CaptureError`. Where the class is
+one of the generic three (:class:`CaptureError`, :class:`PrivilegeDropError`,
+:class:`CaptureFileError`), the cause refines it: a permission code or
+``EPERM``/``EACCES`` makes it a :class:`PermissionDeniedError`,
+``PCAP_ERROR_NO_SUCH_DEVICE`` or ``ENODEV`` a :class:`NoSuchDeviceError`."""
+
+_GENERIC = (CaptureError, PrivilegeDropError, CaptureFileError)
 _PERMISSION = frozenset({"PCAP_ERROR_PERM_DENIED", "PCAP_ERROR_PROMISC_PERM_DENIED"})
 
 
-def error_from_report(
-    report: Mapping[str, object], *, file_mode: bool = False, command: str | None = None
-) -> CaptureError:
-    """Build the exception for the map of an ``error`` frame, or of a
-    ``refused`` frame answering ``command``; in ``file_mode`` a failed read
-    is the file's fault."""
+def error_from_report(report: Mapping[str, object], *, file_mode: bool = False) -> CaptureError:
+    """Build the exception for the map of an ``error`` or ``refused`` frame
+    (see :data:`OPS`); in ``file_mode`` a failed read is the file's fault."""
 
     def text(key: str) -> str | None:
         value = report.get(key)
@@ -124,21 +187,12 @@ def error_from_report(
 
     op, code, errno = text("op") or "", text("code"), text("errno")
     message = text("message") or "unknown error"
-    cls: type[CaptureError]
-    if command == "send":
-        cls = SendError
-    elif code in _PERMISSION or errno in ("EPERM", "EACCES"):
-        cls = PermissionDeniedError
-    elif op in _FILTER_OPS:
-        cls = FilterError
-    elif code == "PCAP_ERROR_NO_SUCH_DEVICE" or errno == "ENODEV":
-        cls = NoSuchDeviceError
-    elif op in _FILE_OPS or (file_mode and op == "pcap_dispatch"):
-        cls = CaptureFileError
-    elif op in _DROP_OPS:
-        cls = PrivilegeDropError
-    else:
-        cls = CaptureError
+    cls = CaptureFileError if file_mode and op == "pcap_dispatch" else OPS.get(op, CaptureError)
+    if cls in _GENERIC:
+        if code in _PERMISSION or errno in ("EPERM", "EACCES"):
+            cls = PermissionDeniedError
+        elif code == "PCAP_ERROR_NO_SUCH_DEVICE" or errno == "ENODEV":
+            cls = NoSuchDeviceError
     return cls(message, op=op, code=code, errno=errno)
 
 
@@ -151,6 +205,7 @@ for _cls in (
     PermissionDeniedError,
     CaptureFileError,
     PrivilegeDropError,
+    PolicyError,
     SendError,
     ProtocolError,
     HelperExitedError,

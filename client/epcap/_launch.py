@@ -9,6 +9,7 @@ for reading a file, which needs no privilege, nothing at all.
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
 import shlex
@@ -27,16 +28,69 @@ ENV_EXEC = "EPCAP_EXEC"
 """Environment variable holding the command prefix, tried after ``exec=``."""
 
 
-def _candidates() -> list[Path]:
-    """Root prefers the source tree's build; anyone else the installed,
-    root-owned helper that a setuid bit, capabilities or a sudo rule cover."""
-    source = Path(__file__).resolve().parent.parent.parent / "priv" / HELPER_NAME
-    installed = [
+def _installed() -> list[Path]:
+    return [
         Path(sys.prefix) / "lib" / "epcap" / HELPER_NAME,
         Path("/usr/local/lib/epcap") / HELPER_NAME,
         Path("/usr/lib/epcap") / HELPER_NAME,
     ]
+
+
+def _candidates() -> list[Path]:
+    """Root prefers the source tree's build; anyone else the installed,
+    root-owned helper that a setuid bit, capabilities or a sudo rule cover."""
+    source = Path(__file__).resolve().parent.parent.parent / "priv" / HELPER_NAME
+    installed = _installed()
     return [source, *installed] if os.geteuid() == 0 else [*installed, source]
+
+
+def _not_yours(path: Path) -> str:
+    """What to do about a helper that exists but this user may not run
+    (``make install`` makes it ``root:GROUP``, mode 0750); "" otherwise."""
+    try:
+        st = path.stat()
+    except OSError:
+        return ""
+    if not stat.S_ISREG(st.st_mode) or os.access(path, os.X_OK):
+        return ""
+    try:
+        group = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = str(st.st_gid)
+    user = pwd.getpwuid(os.getuid()).pw_name
+    return (
+        f"{path} is for the members of group {group}: as root, run "
+        f"`usermod -aG {group} {user}`, then log in again"
+    )
+
+
+def _group_advice() -> str:
+    """The advice of :func:`_not_yours` for the first installed helper it concerns."""
+    for path in _installed():
+        advice = _not_yours(path)
+        if advice:
+            return f" The installed helper {advice}."
+    return ""
+
+
+def unsafe_for_sudo(helper: str) -> str | None:
+    """Why a sudoers rule for ``helper`` would give root away, or None: the
+    file and every directory above it must be owned by root and writable by
+    no one else (but sticky directories), or whoever can replace the file
+    runs what they like as root."""
+    path = Path(os.path.realpath(helper))
+    for part in [path, *path.parents]:
+        try:
+            st = part.stat()
+        except OSError as exc:
+            return f"{part}: {exc.strerror}"
+        if st.st_uid != 0:
+            return f"{part} is owned by uid {st.st_uid}, not root"
+        # A sticky directory (/tmp) lets no one else replace root's entries.
+        sticky = part != path and st.st_mode & stat.S_ISVTX
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not sticky:
+            return f"{part} is writable by others than root"
+    return None
 
 
 def find_helper(progname: str | os.PathLike[str] | None = None) -> str:
@@ -49,6 +103,9 @@ def find_helper(progname: str | os.PathLike[str] | None = None) -> str:
     if given is not None:
         path = shutil.which(os.fspath(given))
         if path is None:
+            refused = _not_yours(Path(os.fspath(given)))
+            if refused:
+                raise HelperNotFoundError(f"you may not run the helper: {refused}")
             raise HelperNotFoundError(f"helper {os.fspath(given)!r} is not an executable file")
         return os.path.abspath(path)
     for candidate in _candidates():
@@ -94,7 +151,8 @@ def exec_prefix(helper: str, *, live: bool, exec_: str | Sequence[str] | None) -
         f"a live capture needs privilege, and {helper} has none (not setuid root, "
         "no file capabilities, no sudo): as root, run `make install PRIVMODE=caps` "
         "(or PRIVMODE=setuid, or PRIVMODE=sudo plus the sudoers.example rule) in the "
-        "epcap source tree, or pass exec= a command prefix that runs the helper as root",
+        "epcap source tree, or pass exec= a command prefix that runs the helper as root."
+        + _group_advice(),
         op="privilege",
         errno="EPERM",
     )
@@ -102,14 +160,25 @@ def exec_prefix(helper: str, *, live: bool, exec_: str | Sequence[str] | None) -
 
 def sudo_refusal(prefix: Sequence[str], helper: str, stderr: str) -> PermissionDeniedError | None:
     """The error to raise when sudo itself refused to run the helper, naming
-    the rule that would allow it; None when sudo was not the refuser."""
+    the rule that would allow it (only for a helper that such a rule cannot
+    give root away through); None when sudo was not the refuser."""
     if not prefix or os.path.basename(prefix[0]) != "sudo" or "sudo:" not in stderr:
         return None
-    user = pwd.getpwuid(os.getuid()).pw_name
+    unsafe = unsafe_for_sudo(helper)
+    if unsafe is not None:
+        advice = (
+            f"No sudoers rule should name {helper}: {unsafe}, so whoever can replace it "
+            "would run it as root. As root, install a helper with "
+            "`make install PRIVMODE=sudo` in the epcap source tree, and allow that one."
+        )
+    else:
+        user = pwd.getpwuid(os.getuid()).pw_name
+        advice = (
+            "As root, allow it with `visudo -f /etc/sudoers.d/epcap` and this line "
+            f"(see sudoers.example): {user} ALL=(root) NOPASSWD: {helper}"
+        )
     return PermissionDeniedError(
-        f"sudo refused to run the helper ({stderr}). As root, allow it with "
-        f"`visudo -f /etc/sudoers.d/epcap` and this line (see sudoers.example): "
-        f"{user} ALL=(root) NOPASSWD: {helper}",
+        f"sudo refused to run the helper ({stderr}). {advice}" + _group_advice(),
         op="sudo",
         errno="EPERM",
     )

@@ -146,6 +146,7 @@ class Options:
                     ("inject", opts.inject),
                     ("cluster_id", opts.cluster_id is not None),
                     ("stats_interval", opts.stats_interval is not None),
+                    ("chroot", opts.chroot is not None),
                 )
                 if value
             ]

@@ -232,7 +232,7 @@ class Session:
             if tag == "reply":
                 return Reply(message[1], message[2])
             report = _map(message[1:], tag)
-            error = error_from_report(report, file_mode=self._file_mode, command=message[1])
+            error = error_from_report(report, file_mode=self._file_mode)
             return Refused(message[1], error)
         if tag == "eof":
             self.state = "ended"
