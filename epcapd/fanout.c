@@ -68,7 +68,7 @@ static long long member_owner(const struct nlmsghdr *nlh, int group)
     }
     if (!in_group)
         return -1;
-    return have_uid ? (long long)uid : (long long)UINT32_MAX;
+    return have_uid ? (long long)uid : (long long)UINT32_MAX; /* unknown: foreign */
 }
 
 /* The owner of a member of `group` other than `self`, or -1 if none. */
@@ -80,7 +80,7 @@ static long long foreign_member(epcapd_t *st, int group, uid_t self)
     } request = {
         .nlh = {.nlmsg_len = sizeof(request), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
                 .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP},
-        .req = {.sdiag_family = AF_PACKET, .pdiag_show = PACKET_SHOW_FANOUT},
+        .req = {.sdiag_family = AF_PACKET, .pdiag_show = PACKET_SHOW_INFO | PACKET_SHOW_FANOUT},
     };
     static char buf[32768] __attribute__((aligned(NLMSG_ALIGNTO)));
     const struct nlmsghdr *nlh;

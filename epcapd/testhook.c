@@ -8,13 +8,14 @@
  *       the sandbox must stop: open fails (EPERM), fork kills the process
  *       (SIGSYS), send on the capture's socket fails without -j (EPERM);
  *   EPCAPD_TEST_STATS_OFFSET=N  libpcap's 32-bit received counter appears
- *       to start at N, so that a few packets make it wrap.
+ *       to start at N, so that a few packets make it wrap;
+ *   EPCAPD_TEST_FD=N  say whether descriptor N is open at pcap_activate().
  *
  * The ready frame of this build also says what the helper held at the
  * moment it called pcap_activate(): "test_activate", a map of uid, gid
  * (real, effective, saved), groups, the effective, permitted and
- * inheritable capability sets (64-bit masks), no_new_privs and the number
- * of environment variables.
+ * inheritable capability sets (64-bit masks), no_new_privs, the number
+ * of environment variables, and whether EPCAPD_TEST_FD was open.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +33,7 @@ extern char **environ;
 
 static char test_call[16];
 static unsigned stats_offset;
+static int test_fd = -1;
 
 static struct {
     int taken;
@@ -42,17 +44,21 @@ static struct {
     uint64_t caps[3]; /* effective, permitted, inheritable */
     int no_new_privs;
     int environment;
+    int test_fd_open;
 } at_activate;
 
 void testhook_init(void)
 {
     const char *call = getenv("EPCAPD_TEST_SYSCALL");
     const char *offset = getenv("EPCAPD_TEST_STATS_OFFSET");
+    const char *fd = getenv("EPCAPD_TEST_FD");
 
     if (call != NULL)
         (void)strncpy(test_call, call, sizeof(test_call) - 1);
     if (offset != NULL)
         stats_offset = (unsigned)strtoul(offset, NULL, 10);
+    if (fd != NULL)
+        test_fd = (int)strtol(fd, NULL, 10);
 }
 
 unsigned testhook_stats_offset(void)
@@ -78,6 +84,7 @@ void testhook_at_activate(void)
     at_activate.no_new_privs = prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0);
     for (e = environ; e != NULL && *e != NULL; e++)
         at_activate.environment++;
+    at_activate.test_fd_open = test_fd >= 0 && fcntl(test_fd, F_GETFD) >= 0;
 }
 
 int testhook_ready_keys(void)
@@ -102,7 +109,7 @@ void testhook_pack_ready(msgpack_packer *pk)
         msgpack_pack_nil(pk);
         return;
     }
-    msgpack_pack_map(pk, 8);
+    msgpack_pack_map(pk, 9);
     pack_ids(pk, "uid", at_activate.uid, 3);
     pack_ids(pk, "gid", at_activate.gid, 3);
     pack_ids(pk, "groups", at_activate.groups, at_activate.ngroups);
@@ -116,6 +123,8 @@ void testhook_pack_ready(msgpack_packer *pk)
     msgpack_pack_int(pk, at_activate.no_new_privs);
     wire_pack_str(pk, "environment");
     msgpack_pack_int(pk, at_activate.environment);
+    wire_pack_str(pk, "test_fd_open");
+    msgpack_pack_int(pk, at_activate.test_fd_open);
 }
 
 void testhook_after_ready(epcapd_t *st)

@@ -3,7 +3,9 @@ the options given as JSON in argv[1], report JSON lines on stdout, and close
 when a line arrives on stdin (so the test can inspect the helper meanwhile).
 
 Extra keys: "udp": N captures live on lo, filtered to a port of its own, and
-sends N datagrams there; "progname"/"exec" pass through to epcap.start.
+sends N datagrams there; "send": a frame (hex) to send with cap.send()
+after ready, reported as a "sent" or "error" event; "progname"/"exec" pass
+through to epcap.start.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ def emit(**fields: Any) -> None:
 def main() -> None:
     options: dict[str, Any] = json.loads(sys.argv[1])
     count = options.pop("udp", 0)
+    frame = options.pop("send", None)
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rx.bind(("127.0.0.1", 0))
     port = rx.getsockname()[1]
@@ -36,6 +39,11 @@ def main() -> None:
         return
     with cap:
         emit(event="ready", pid=cap.pid, settings=dict(cap.settings))
+        if frame is not None:
+            try:
+                emit(event="sent", length=cap.send(bytes.fromhex(frame)))
+            except epcap.EpcapError as exc:
+                emit(event="error", type=type(exc).__name__, message=str(exc))
         got = []
         if count:
             timer = threading.Timer(10, cap.stop)
