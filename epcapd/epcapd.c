@@ -52,7 +52,8 @@ static void open_live(epcapd_t *st)
  */
 static void open_file(epcapd_t *st)
 {
-    privdrop_become(st, &st->invoker, 0);
+    if (st->invoker.uid != 0)
+        privdrop_become(st, &st->invoker, 0);
     capture_open_file(st);
     privdrop_become(st, &st->target, 0);
     privdrop_finish(st);

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 from typing import Any
 
@@ -11,8 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import epcap
-from epcap._errors import error_from_report
+from epcap._errors import OPS, error_from_report
 from epcap._protocol import MAX_FRAME, VERSION, End, FrameDecoder, Ready, Session, Stats, encode
+
+from conftest import ROOT
 
 
 def frame(value: Any) -> bytes:
@@ -195,6 +198,11 @@ def test_error_frames_map_to_their_exceptions() -> None:
         ({"op": "chroot", "errno": "ENOENT"}, epcap.PrivilegeDropError),
         ({"op": "privilege", "errno": "EPERM"}, epcap.PermissionDeniedError),
         ({"op": "pcap_dispatch", "code": "PCAP_ERROR"}, epcap.CaptureError),
+        ({"op": "policy", "errno": "EPERM"}, epcap.PolicyError),
+        ({"op": "interface", "code": "PCAP_ERROR_NO_SUCH_DEVICE"}, epcap.NoSuchDeviceError),
+        ({"op": "send", "errno": "EPERM"}, epcap.SendError),
+        ({"op": "pcap_inject", "errno": "EMSGSIZE"}, epcap.SendError),
+        ({"op": "a_new_op", "errno": "ENODEV"}, epcap.NoSuchDeviceError),
     ]
     for report, cls in cases:
         exc = error_from_report({"message": "m", **report})
@@ -224,3 +232,31 @@ def test_exceptions_are_public_and_documented() -> None:
         if isinstance(obj, type) and issubclass(obj, BaseException):
             assert obj.__module__ == "epcap"
             assert issubclass(obj, epcap.EpcapError)
+
+
+# Where the helper names the op of an error: as a literal argument of these.
+C_OPS = [
+    r'\bdie\("([a-z_]+)"',
+    r'\bdie_pcap\(st, "([a-z_]+)"',
+    r'\brequire_pcap\(st, "([a-z_]+)"',
+    r'\brequire_syscall\([^;]*, "([a-z_]+)"\);',
+    r'\bframe_refused\("[a-z]+", "([a-z_]+)"',
+    r'\*op = "([a-z_]+)"',
+    r'\bwire_pack_error\(pk, "([a-z_]+)"',
+]
+
+
+def test_the_op_table_holds_every_op_the_helper_reports() -> None:
+    """One table, op -> exception: the client's (OPS), PROTOCOL.md's, and
+    the op strings in epcapd/*.c are the same set."""
+    sources = sorted((ROOT / "epcapd").glob("*.c"))
+    code = " ".join(" ".join(path.read_text().split()) for path in sources)
+    in_code = {op for pattern in C_OPS for op in re.findall(pattern, code)}
+    # Three places pass on an op they were given (require_syscall, die_pcap,
+    # and the filter's from capture_set_filter): every other die() names its own.
+    assert len(re.findall(r"\bdie\(op, ", code)) == 3
+    assert in_code == set(OPS), (in_code - set(OPS), set(OPS) - in_code)
+    protocol = (ROOT / "epcapd" / "PROTOCOL.md").read_text()
+    section = protocol.split("### Errors: the op → exception table")[1].split("\n## ")[0]
+    documented = dict(re.findall(r"^\| `([a-z_]+)` \| `([A-Za-z]+)` \|", section, re.M))
+    assert documented == {op: cls.__name__ for op, cls in OPS.items()}
