@@ -427,11 +427,24 @@ def test_descriptors_above_2_are_closed_before_libpcap_runs(
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_a_plain_capture_still_works(
+def test_a_plain_capture_still_works_and_keeps_nothing(
     mode: str, user: pwd.struct_passwd, installs: dict[str, Path]
 ) -> None:
-    driver, ready = run_as(user, udp=5, **mode_options(mode, installs))
+    driver, ready = run_as(user, udp=20, **mode_options(mode, installs))
     assert ready["event"] == "ready", ready
-    assert ready["settings"]["uid"] == NOBODY and ready["settings"]["fanout"] is None
-    assert driver.next()["packets"] == [f"epcap {i}" for i in range(5)]
+    pid = ready["pid"]
+    status = proc_status(pid)
+    assert status["Uid"].split() == [str(NOBODY)] * 4
+    assert status["Gid"].split() == [str(NOBODY)] * 4
+    assert status["Groups"] == ""
+    assert status["CapEff"] == status["CapPrm"] == "0000000000000000"
+    assert status["NoNewPrivs"] == "1"
+    assert status["Seccomp"] == "2"
+    chroot = str(installs[mode].parent / "empty")
+    assert os.readlink(f"/proc/{pid}/root") == chroot
+    assert ready["settings"]["chroot"] == chroot and ready["settings"]["fanout"] is None
+    assert ready["settings"]["sandbox"] == "seccomp"
+    packets = driver.next()
+    assert packets["packets"] == [f"epcap {i}" for i in range(20)]
     driver.finish()
+    assert not Path(f"/proc/{pid}").exists()

@@ -19,7 +19,7 @@ import pytest
 import epcap
 from epcap._launch import unsafe_for_sudo
 
-from conftest import HELPER, ROOT, proc_status
+from conftest import HELPER, ROOT
 from privileged import (
     GROUP,
     MODES,
@@ -108,30 +108,6 @@ def test_a_user_outside_the_group_may_not_run_it(
         in (event["message"])
     )
     assert f"usermod -aG {GROUP} {outsider.pw_name}" in event["message"]
-
-
-@pytest.mark.parametrize("mode", MODES)
-def test_live_capture_as_user_and_the_helper_keeps_nothing(
-    mode: str, user: pwd.struct_passwd, installs: dict[str, Path]
-) -> None:
-    driver, ready = run_as(user, udp=20, **mode_options(mode, installs))
-    assert ready["event"] == "ready", ready
-    pid = ready["pid"]
-    status = proc_status(pid)
-    assert status["Uid"].split() == [str(NOBODY)] * 4
-    assert status["Gid"].split() == [str(NOBODY)] * 4
-    assert status["Groups"] == ""
-    assert status["CapEff"] == status["CapPrm"] == "0000000000000000"
-    assert status["NoNewPrivs"] == "1"
-    assert status["Seccomp"] == "2"
-    chroot = str(installs[mode].parent / "empty")
-    assert os.readlink(f"/proc/{pid}/root") == chroot
-    assert ready["settings"]["chroot"] == chroot
-    assert ready["settings"]["sandbox"] == "seccomp"
-    packets = driver.next()
-    assert packets["packets"] == [f"epcap {i}" for i in range(20)]
-    driver.finish()
-    assert not Path(f"/proc/{pid}").exists()
 
 
 @pytest.fixture
