@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "epcapd.h"
 
@@ -32,13 +33,22 @@ static void set_affinity(epcapd_t *st)
 }
 
 /* Open the capture file with the helper's credentials of the moment (the
- * invoker's); nothing of it is read yet. */
+ * invoker's); nothing of it is read yet. It must be a regular file: a FIFO
+ * would hold the helper in open() or read(), deaf to its client's exit. */
 void capture_open_file(epcapd_t *st)
 {
+    struct stat sb;
+
     set_affinity(st);
-    st->file_fd = open(st->file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    st->file_fd = open(st->file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (st->file_fd < 0)
         die("open", errno, 0, "%s: %s", st->file, strerror(errno));
+    if (fstat(st->file_fd, &sb) != 0)
+        die("open", errno, 0, "%s: %s", st->file, strerror(errno));
+    if (S_ISDIR(sb.st_mode))
+        die("open", EISDIR, 0, "%s: %s", st->file, strerror(EISDIR));
+    if (!S_ISREG(sb.st_mode))
+        die("open", EINVAL, 0, "%s: not a regular file", st->file);
 }
 
 /* libpcap reads the file's header (with no privilege left, main). */

@@ -73,10 +73,10 @@ int main(int argc, char *argv[])
     stdout_nonblocking();
     privdrop_init(&st);
     sandbox_setup(&st);
+    invoker_watch(&st);
 
     options_parse(&st, argc, argv);
     policy_apply(&st);
-    invoker_watch(&st);
     if (st.file != NULL)
         open_file(&st);
     else

@@ -3,7 +3,7 @@
  *
  * Order of operations (main, epcapd.c):
  *   invoker_identify -> invoker_sanitize -> privdrop_init -> sandbox_setup
- *   -> options_parse -> policy_apply -> invoker_watch
+ *   -> invoker_watch -> options_parse -> policy_apply
  *   -> live: privdrop_become(target, open caps) -> capture_open_live
  *            -> filter -> privdrop_chroot -> privdrop_finish
  *      file: privdrop_become(invoker) -> capture_open_file
@@ -90,6 +90,7 @@ typedef struct {
 
     /* who asked (invoker.c) and what they may ask (policy.c) */
     cred_t invoker;             /* real ids, or the caller sudo/pkexec/doas names */
+    int groups_from_client;     /* the invoker's groups are its client's (sudo) */
     int guarded;                /* privileged helper, non-root invoker: policy applies */
     int client_fd;              /* pidfd of the client process, or -1 */
     policy_t policy;

@@ -12,8 +12,9 @@
  *  - Before joining, and again after (a group made in between), the helper
  *    lists the members of the group through the kernel's packet socket
  *    diagnostics (NETLINK_SOCK_DIAG, as `ss -0` does) and refuses if any
- *    socket in it belongs to a user other than its own, the installation's
- *    capture user: only groups made by epcap helpers are joined.
+ *    socket in it belongs to another user than the invoker (a guarded
+ *    helper's capture socket is its invoker's, privdrop.c): only groups
+ *    made by the same user's epcap helpers are joined.
  *
  * Linked with PF_RING's libpcap (PFRING=/path make), cluster_id is a
  * PF_RING cluster instead, as in epcap (not exercised by the tests).
@@ -123,8 +124,8 @@ static void refuse_foreign(epcapd_t *st, int group, uid_t self)
 
     if (owner >= 0)
         die("policy", EPERM, 0,
-            "%s: PACKET_FANOUT group %d (cluster_id %d) has a member of another program "
-            "(uid %lld): not joined",
+            "%s: PACKET_FANOUT group %d (cluster_id %d) has a member of another user or "
+            "program (uid %lld): not joined",
             st->ifname, group, st->cluster_id, owner);
 }
 
@@ -135,7 +136,7 @@ void fanout_join(epcapd_t *st)
      * shifted as unsigned, since 0x8000 << 16 does not fit an int */
     uint32_t bits = (uint32_t)group |
                     ((uint32_t)(PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
-    uid_t self = geteuid(); /* who made the socket: its owner */
+    uid_t self = st->invoker.uid; /* guarded: the socket is the invoker's (privdrop.c) */
     int arg;
 
     memcpy(&arg, &bits, sizeof(arg));

@@ -132,9 +132,9 @@ void frame_ready(epcapd_t *st)
     wire_pack_str(pk, "filter");
     wire_pack_str(pk, st->filter);
     wire_pack_str(pk, "uid");
-    msgpack_pack_uint32(pk, getuid());
+    msgpack_pack_uint32(pk, geteuid());
     wire_pack_str(pk, "gid");
-    msgpack_pack_uint32(pk, getgid());
+    msgpack_pack_uint32(pk, getegid());
     wire_pack_str(pk, "groups");
     msgpack_pack_array(pk, (size_t)ngroups);
     for (i = 0; i < ngroups; i++)

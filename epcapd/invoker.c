@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -43,22 +44,16 @@ static unsigned long parse_id(const char *name, const char *s)
     return v;
 }
 
-static void invoker_groups(cred_t *inv, const struct passwd *pw)
+static gid_t *group_buffer(int *size)
 {
     long max = sysconf(_SC_NGROUPS_MAX);
-    int n = max > 0 && max < 65536 ? (int)max : 65536;
+    gid_t *groups;
 
-    inv->groups = calloc((size_t)n, sizeof(gid_t));
-    if (inv->groups == NULL)
+    *size = max > 0 && max < 65536 ? (int)max : 65536;
+    groups = calloc((size_t)*size, sizeof(gid_t));
+    if (groups == NULL)
         die("calloc", errno, 0, "out of memory");
-    if (getuid() != 0) /* setuid or capabilities: the caller's groups are in force */
-        inv->ngroups = getgroups(n, inv->groups);
-    else if (pw != NULL && getgrouplist(pw->pw_name, inv->gid, inv->groups, &n) >= 0)
-        inv->ngroups = n;
-    else
-        inv->ngroups = 0;
-    if (inv->ngroups < 0)
-        die("getgroups", errno, 0, "getgroups: %s", strerror(errno));
+    return groups;
 }
 
 void invoker_identify(epcapd_t *st)
@@ -68,7 +63,7 @@ void invoker_identify(epcapd_t *st)
     const char *pkexec_uid = getenv("PKEXEC_UID"), *doas_user = getenv("DOAS_USER");
     char doas[256] = "";
     unsigned long uid = getuid(), gid = getgid();
-    int named = 0; /* a real-root process names its caller */
+    int named = 0, size; /* named: a real-root process names its caller */
     struct passwd *pw = NULL;
 
     if (getuid() == 0 && sudo_uid != NULL && sudo_gid != NULL) {
@@ -85,22 +80,32 @@ void invoker_identify(epcapd_t *st)
     }
     if (clearenv() != 0)
         die("clearenv", errno, 0, "cannot clear the environment");
-
-    if (named == 3)
-        pw = getpwnam(doas);
-    else if (named != 0 || uid != 0)
-        pw = getpwuid((uid_t)uid);
-    if (pw == NULL && named >= 2)
-        die("privilege", 0, 0, "the invoking user (%s) is unknown",
-            named == 2 ? "PKEXEC_UID" : "DOAS_USER");
-    if (pw != NULL && named >= 2) {
+    if (named >= 2) {
+        pw = named == 3 ? getpwnam(doas) : getpwuid((uid_t)uid);
+        if (pw == NULL)
+            die("privilege", 0, 0, "the invoking user (%s) is unknown",
+                named == 2 ? "PKEXEC_UID" : "DOAS_USER");
         uid = pw->pw_uid;
         gid = pw->pw_gid;
     }
     inv->uid = (uid_t)uid;
     inv->gid = (gid_t)gid;
-    invoker_groups(inv, pw);
+    inv->groups = group_buffer(&size);
+    /* Setuid or capabilities: the caller's groups are in force. A caller
+     * that sudo names gets the groups its client process holds (invoker_watch),
+     * not those the group database lists. */
+    if (getuid() != 0 && (inv->ngroups = getgroups(size, inv->groups)) < 0)
+        die("getgroups", errno, 0, "getgroups: %s", strerror(errno));
+    st->groups_from_client = named != 0;
     st->guarded = inv->uid != 0 && privdrop_holds_privilege();
+    if (named != 0 && inv->uid != 0) {
+        /* From here on, a helper that sudo runs is what a setuid one is: its
+         * real ids are its caller's. What it writes carries them (a socket's
+         * SCM_CREDENTIALS), and its caller may signal it. */
+        if (setresgid(inv->gid, (gid_t)-1, (gid_t)-1) != 0 ||
+            setresuid(inv->uid, (uid_t)-1, (uid_t)-1) != 0)
+            die("setresuid", errno, 0, "taking the caller's real ids: %s", strerror(errno));
+    }
 }
 
 static const char *kind(mode_t mode)
@@ -120,20 +125,26 @@ static const char *kind(mode_t mode)
  * A helper must see end-of-file on stdin when its client goes, and its
  * client must see what it writes: an anonymous pipe read-only (stdin) or
  * write-only (stdout), whose other end no descriptor of the helper holds,
- * or a socket. A named FIFO, a pipe reopened read-write through /proc, or
- * stdout wired back into stdin would keep the helper alive on its own.
+ * or a stream socket. A named FIFO, a pipe reopened read-write through
+ * /proc, or stdout wired back into stdin would keep the helper alive on its
+ * own; a datagram socket could carry its frames to a service (syslog's).
  */
 static void check_stdio(int fd, const char *name, int accmode)
 {
     struct stat sb, other;
     struct statfs fs;
     int flags = fcntl(fd, F_GETFL);
-    int i;
+    int i, type = 0;
+
+    socklen_t len = sizeof(type);
 
     if (flags < 0 || fstat(fd, &sb) != 0)
         die("policy", EBADF, 0, "%s is not open", name);
-    if (S_ISSOCK(sb.st_mode))
+    if (S_ISSOCK(sb.st_mode)) {
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM)
+            die("policy", EPERM, 0, "%s is a socket but not a stream socket", name);
         return;
+    }
     if (!S_ISFIFO(sb.st_mode))
         die("policy", EPERM, 0, "%s is a %s: it must be an anonymous pipe or a socket",
             name, kind(sb.st_mode));
@@ -165,11 +176,17 @@ void invoker_sanitize(epcapd_t *st)
     check_stdio(STDOUT_FILENO, "stdout", O_WRONLY);
 }
 
-/* Real and effective uid and the parent of pid, from /proc (the kernel's). */
-static int read_status(pid_t pid, uid_t *ruid, uid_t *euid, pid_t *ppid)
+/* What /proc/PID/status says of a process (the kernel's words). */
+typedef struct {
+    uid_t ruid, euid;
+    pid_t ppid;
+    const char *groups; /* the "Groups:" line's list, in a static buffer */
+} status_t;
+
+static int read_status(pid_t pid, status_t *out)
 {
-    char path[64], buf[4096];
-    const char *p;
+    static char buf[65536];
+    char path[64], *p, *end;
     unsigned r, e;
     int fd, parent;
     ssize_t n;
@@ -180,16 +197,44 @@ static int read_status(pid_t pid, uid_t *ruid, uid_t *euid, pid_t *ppid)
         return -1;
     n = read(fd, buf, sizeof(buf) - 1);
     (void)close(fd);
-    if (n <= 0)
-        return -1;
+    if (n <= 0 || n == (ssize_t)sizeof(buf) - 1)
+        return -1; /* nothing, or perhaps not all of it */
     buf[n] = '\0';
     if ((p = strstr(buf, "\nPPid:")) == NULL || sscanf(p, "\nPPid: %d", &parent) != 1 ||
-        (p = strstr(buf, "\nUid:")) == NULL || sscanf(p, "\nUid: %u %u", &r, &e) != 2)
+        (p = strstr(buf, "\nUid:")) == NULL || sscanf(p, "\nUid: %u %u", &r, &e) != 2 ||
+        (p = strstr(buf, "\nGroups:")) == NULL || (end = strchr(p + 1, '\n')) == NULL)
         return -1;
-    *ruid = r;
-    *euid = e;
-    *ppid = parent;
+    *end = '\0';
+    out->ruid = r;
+    out->euid = e;
+    out->ppid = parent;
+    out->groups = p + strlen("\nGroups:");
     return 0;
+}
+
+/* The client's groups, for an invoker that sudo, pkexec or doas names. */
+static void take_groups(epcapd_t *st, const char *list)
+{
+    cred_t *inv = &st->invoker;
+    int size = 0;
+    char *end;
+    unsigned long g;
+
+    free(inv->groups);
+    inv->groups = group_buffer(&size);
+    inv->ngroups = 0;
+    for (;;) {
+        while (*list == ' ' || *list == '\t')
+            list++;
+        if (*list == '\0')
+            return;
+        errno = 0;
+        g = strtoul(list, &end, 10);
+        if (errno != 0 || end == list || g >= UINT_MAX || inv->ngroups == size)
+            die("privilege", 0, 0, "cannot read the client's groups");
+        inv->groups[inv->ngroups++] = (gid_t)g;
+        list = end;
+    }
 }
 
 static int exited(int pidfd)
@@ -205,13 +250,14 @@ static int exited(int pidfd)
  * sudo, which runs with an effective uid of root, sudo's parent. The helper
  * holds a pidfd on it, which becomes readable when it exits: then the helper
  * stops, even if stdin never ends. Each pid is checked while its pidfd shows
- * it alive, so a reused pid cannot stand in. A guarded helper whose client
- * cannot be found refuses to run.
+ * it alive, so a reused pid cannot stand in. A caller that sudo names has
+ * the client's groups. A guarded helper whose client cannot be found
+ * refuses to run.
  */
 void invoker_watch(epcapd_t *st)
 {
-    pid_t pid = getppid(), ppid;
-    uid_t ruid, euid;
+    pid_t pid = getppid();
+    status_t status;
     int depth, fd;
 
     st->client_fd = -1;
@@ -219,17 +265,19 @@ void invoker_watch(epcapd_t *st)
         fd = (int)syscall(SYS_pidfd_open, pid, 0U);
         if (fd < 0)
             break;
-        if (read_status(pid, &ruid, &euid, &ppid) != 0 || exited(fd)) {
+        if (read_status(pid, &status) != 0 || exited(fd)) {
             (void)close(fd);
             break;
         }
-        if (ruid == st->invoker.uid && euid == st->invoker.uid) {
+        if (status.ruid == st->invoker.uid && status.euid == st->invoker.uid) {
             st->client_fd = fd;
             wire_init(fd);
+            if (st->groups_from_client)
+                take_groups(st, status.groups);
             return;
         }
         (void)close(fd);
-        pid = ppid;
+        pid = status.ppid;
     }
     if (st->guarded)
         die("policy", ESRCH, 0,

@@ -10,11 +10,19 @@
  *                     CAP_NET_RAW, CAP_NET_ADMIN and CAP_SYS_CHROOT
  *   privdrop_chroot   into the installation's empty directory
  *   privdrop_finish   every capability gone, root out of reach
+ *
+ * The real uid and gid stay the invoker's (when the invoker is not root):
+ * the invoker may signal, and so stop, its own helpers whatever they run
+ * as, and RLIMIT_NPROC counts them as its own; tracing them it may not (the
+ * effective and saved ids differ, and a helper that changed its ids is not
+ * dumpable). While the capture opens, the filesystem uid is the invoker's
+ * too, so that the capture socket belongs to the invoker (fanout.c).
  */
 #include <errno.h>
 #include <linux/capability.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -116,7 +124,7 @@ static int same_groups(const cred_t *who)
     return same;
 }
 
-static void verify(const cred_t *who, uint64_t mask)
+static void verify(const cred_t *real, const cred_t *who, uint64_t mask)
 {
     uid_t ru, eu, su;
     gid_t rg, eg, sg;
@@ -124,7 +132,7 @@ static void verify(const cred_t *who, uint64_t mask)
 
     require_syscall(getresuid(&ru, &eu, &su), "getresuid");
     require_syscall(getresgid(&rg, &eg, &sg), "getresgid");
-    if (ru != who->uid || eu != who->uid || su != who->uid || rg != who->gid ||
+    if (ru != real->uid || eu != who->uid || su != who->uid || rg != real->gid ||
         eg != who->gid || sg != who->gid)
         die("privilege", 0, 0, "uid/gid not in effect after the change");
     if (!same_groups(who))
@@ -136,13 +144,15 @@ static void verify(const cred_t *who, uint64_t mask)
 /*
  * Become who: its uid, gid and supplementary groups (none for a target),
  * keeping CAP_NET_RAW, CAP_NET_ADMIN and CAP_SYS_CHROOT when keep is
- * PRIVDROP_OPEN_CAPS, none when 0. Afterwards the helper can change its ids
- * no more. A helper that could not change them (no privilege, or only some
- * capabilities) keeps its ids and sheds the capabilities it may not keep.
+ * PRIVDROP_OPEN_CAPS, none when 0; the real ids the invoker's (but root's).
+ * Afterwards the helper can change its ids no more. A helper that could not
+ * change them (no privilege, or only some capabilities) keeps its ids and
+ * sheds the capabilities it may not keep.
  */
 void privdrop_become(epcapd_t *st, const cred_t *who, int keep)
 {
     uint64_t mask = keep == PRIVDROP_OPEN_CAPS ? OPEN_CAPS : 0;
+    const cred_t *real = st->invoker.uid != 0 ? &st->invoker : who;
 
     if (!st->privileged) {
         caps_set(caps_get().permitted & mask);
@@ -153,11 +163,14 @@ void privdrop_become(epcapd_t *st, const cred_t *who, int keep)
     /* Leaving uid 0 clears the permitted set unless asked to keep it. */
     require_syscall(prctl(PR_SET_KEEPCAPS, mask != 0, 0, 0, 0), "prctl");
     require_syscall(setgroups((size_t)who->ngroups, who->groups), "setgroups");
-    require_syscall(setresgid(who->gid, who->gid, who->gid), "setresgid");
-    require_syscall(setresuid(who->uid, who->uid, who->uid), "setresuid");
+    require_syscall(setresgid(real->gid, who->gid, who->gid), "setresgid");
+    require_syscall(setresuid(real->uid, who->uid, who->uid), "setresuid");
     caps_set(mask);
     require_syscall(prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0), "prctl");
-    verify(who, mask);
+    verify(real, who, mask);
+    (void)setfsuid(real->uid); /* allowed: it is the real uid */
+    if ((uid_t)setfsuid((uid_t)-1) != real->uid)
+        die("privilege", 0, 0, "filesystem uid not in effect after the change");
     st->privileged = 0;
 }
 
@@ -177,6 +190,9 @@ void privdrop_finish(epcapd_t *st)
     caps_t c;
 
     (void)st;
+    (void)setfsuid(geteuid());
+    if ((uid_t)setfsuid((uid_t)-1) != geteuid())
+        die("privilege", 0, 0, "filesystem uid not in effect after the drop");
     caps_set(0);
     c = caps_get();
     if (c.effective != 0 || c.permitted != 0 || c.inheritable != 0)

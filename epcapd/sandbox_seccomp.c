@@ -186,7 +186,9 @@ void sandbox_enter(epcapd_t *st)
     ALLOW(futex);
     ALLOW(getpid);
     ALLOW(getuid);
+    ALLOW(geteuid);
     ALLOW(getgid);
+    ALLOW(getegid);
     ALLOW(getgroups);
     ALLOW(clock_gettime);
     ALLOW(gettimeofday);

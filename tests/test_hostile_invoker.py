@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import shutil
 import socket
 import stat
 import struct
@@ -31,6 +32,7 @@ from privileged import (
     MODES,
     NOBODY,
     as_user,
+    gid_of,
     helper_command,
     mode_options,
     processes_of,
@@ -244,9 +246,14 @@ def test_a_fanout_group_of_a_root_program_is_not_joined(
         _, event = run_as(user, interface="lo", cluster_id=7, **options)
         assert event["type"] == "PolicyError", event
         assert (
-            "lo: PACKET_FANOUT group 32775 (cluster_id 7) has a member of another program "
+            "lo: PACKET_FANOUT group 32775 (cluster_id 7) has a member of another user or program "
             "(uid 0): not joined" in event["message"]
         )
+    # root's epcap capture in that group: its socket is nobody's, not this user's
+    with epcap.start(interface="lo", cluster_id=FANOUT_BASE + 7, progname=HELPER):
+        _, event = run_as(user, interface="lo", cluster_id=7, **options)
+        assert event["type"] == "PolicyError", event
+        assert "another user or program (uid 65534)" in event["message"]
     with root_fanout_member(7):  # root's own range: out of a user's reach
         first, ready = run_as(user, interface="lo", cluster_id=7, **options)
         assert ready["event"] == "ready", ready
@@ -272,6 +279,7 @@ def odd_stdio(tmp_path: Path) -> Iterator[dict[str, tuple[int, int, int]]]:
     loop_r, loop_w = os.pipe()
     reopen_r, reopen_w = os.pipe()
     spare_r, spare_w = os.pipe()
+    datagram = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     file_out = os.open(tmp_path / "out", os.O_RDWR | os.O_CREAT, 0o666)
     os.fchmod(file_out, 0o666)
     cases = {
@@ -284,11 +292,14 @@ def odd_stdio(tmp_path: Path) -> Iterator[dict[str, tuple[int, int, int]]]:
         "a character device": (os.open("/dev/null", os.O_RDONLY), out_w, out_r),
         "the same pipe": (loop_r, loop_w, loop_r),
         "a regular file": (spare_r, file_out, file_out),
+        "a datagram socket": (out_r, datagram[0].fileno(), datagram[1].fileno()),
     }
     yield cases
-    opened = {fd for case in cases.values() for fd in case}
+    opened = {fd for case in cases.values() for fd in case} - {d.fileno() for d in datagram}
     for fd in opened | {out_r, out_w, loop_r, loop_w, reopen_r, reopen_w, spare_r, spare_w}:
         os.close(fd)
+    for sock in datagram:
+        sock.close()
 
 
 def read_back(fd: int) -> bytes:
@@ -307,6 +318,8 @@ STDIO = {
     "a character device": "stdin is a character device: it must be an anonymous pipe or a socket",
     "the same pipe": "stdin and descriptor 1 are the same pipe",
     "a regular file": "stdout is a regular file: it must be an anonymous pipe or a socket",
+    # (a datagram could carry the frames to a service that reads its sender's uid)
+    "a datagram socket": "stdout is a socket but not a stream socket",
 }
 
 
@@ -356,18 +369,24 @@ def test_a_helper_never_outlives_its_client(
 
 
 @pytest.fixture
-def secret_files(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+def public_dir() -> Iterator[Path]:
+    """A directory every user may enter (pytest's tmp_path is root's alone)."""
+    top = Path(tempfile.mkdtemp(prefix="epcap-public-", dir="/var/tmp"))
+    top.chmod(0o755)
+    yield top
+    shutil.rmtree(top)
+
+
+@pytest.fixture
+def secret_files(public_dir: Path) -> tuple[Path, Path]:
     """(a capture in a directory only root may enter, a symlink to it the user can read)."""
-    secret_dir = Path(tempfile.mkdtemp(prefix="epcap-secret-", dir="/var/tmp"))
-    secret_dir.chmod(0o700)
+    secret_dir = public_dir / "secret"
+    secret_dir.mkdir(mode=0o700)
     secret = secret_dir / "inner-name.pcap"
     secret.write_bytes(SAMPLE.read_bytes())
-    tmp_path.chmod(0o755)
-    link = tmp_path / "link.pcap"
+    link = public_dir / "link.pcap"
     link.symlink_to(secret)
-    yield secret, link
-    secret.unlink()
-    secret_dir.rmdir()
+    return secret, link
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -392,7 +411,9 @@ def test_credentials_while_libpcap_runs_and_after(
     driver, ready = run_as(user, udp=2, **mode_options(mode, testhook_installs))
     assert ready["event"] == "ready", ready
     at = ready["settings"]["test_activate"]
-    assert at["uid"] == [NOBODY] * 3 and at["gid"] == [NOBODY] * 3
+    # real ids the user's (who may signal it), effective and saved nobody's
+    assert at["uid"] == [user.pw_uid, NOBODY, NOBODY]
+    assert at["gid"] == [user.pw_gid, NOBODY, NOBODY]
     assert at["groups"] == []
     assert at["cap_effective"] == at["cap_permitted"] == OPEN_CAPS  # those three, no more
     assert at["cap_inheritable"] == 0 and at["no_new_privs"] == 1
@@ -434,8 +455,8 @@ def test_a_plain_capture_still_works_and_keeps_nothing(
     assert ready["event"] == "ready", ready
     pid = ready["pid"]
     status = proc_status(pid)
-    assert status["Uid"].split() == [str(NOBODY)] * 4
-    assert status["Gid"].split() == [str(NOBODY)] * 4
+    assert status["Uid"].split() == [str(user.pw_uid), *[str(NOBODY)] * 3]
+    assert status["Gid"].split() == [str(user.pw_gid), *[str(NOBODY)] * 3]
     assert status["Groups"] == ""
     assert status["CapEff"] == status["CapPrm"] == "0000000000000000"
     assert status["NoNewPrivs"] == "1"
@@ -448,3 +469,64 @@ def test_a_plain_capture_still_works_and_keeps_nothing(
     assert packets["packets"] == [f"epcap {i}" for i in range(20)]
     driver.finish()
     assert not Path(f"/proc/{pid}").exists()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_invoker_may_signal_its_own_helpers(
+    mode: str, user: pwd.struct_passwd, installs: dict[str, Path]
+) -> None:
+    """Its real uid is the invoker's: a helper stopped at the wrong moment,
+    or one that will not end, is never out of its invoker's reach."""
+    driver, ready = run_as(user, interface="lo", **mode_options(mode, installs))
+    assert ready["event"] == "ready", ready
+    stop_go = ["/bin/sh", "-c", 'kill -STOP "$1" && kill -CONT "$1" && kill -0 "$1"', "sh"]
+    signal = subprocess.run([*as_user(user), *stop_go, str(ready["pid"])], capture_output=True)
+    assert signal.returncode == 0, signal.stderr
+    driver.next()  # packets
+    driver.finish()
+
+
+@pytest.fixture
+def other_group_file(user: pwd.struct_passwd, public_dir: Path) -> Iterator[Path]:
+    """A capture readable by a group the user is a member of, 0640."""
+    group = "epcaptestg2"
+    subprocess.run(["groupadd", "--system", group], check=True)
+    try:
+        subprocess.run(["usermod", "-aG", group, user.pw_name], check=True)
+        path = public_dir / "group.pcap"
+        path.write_bytes(SAMPLE.read_bytes())
+        os.chown(path, 0, gid_of(group))
+        path.chmod(0o640)
+        yield path
+    finally:
+        subprocess.run(["groupdel", group], check=True)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_file_opens_with_the_groups_the_caller_holds(
+    mode: str, user: pwd.struct_passwd, installs: dict[str, Path], other_group_file: Path
+) -> None:
+    """Not the groups the group database lists: a caller that dropped a
+    group (here: runs with only the installs' group) does not get it back
+    through the helper, sudo's included."""
+    options = mode_options(mode, installs)
+    driver, event = run_as(user, groups=str(gid_of(GROUP)), file=str(other_group_file), **options)
+    assert event["type"] == "PermissionDeniedError", event
+    assert f"{other_group_file}: Permission denied" in event["message"]
+    driver, ready = run_as(user, file=str(other_group_file), **options)  # with all its groups
+    assert ready["event"] == "ready", ready
+    assert len(driver.next()["packets"]) == 15
+    driver.finish()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_capture_file_must_be_a_regular_file(
+    mode: str, user: pwd.struct_passwd, installs: dict[str, Path], public_dir: Path
+) -> None:
+    """A FIFO would hold the helper in open() or read(), deaf to its client."""
+    fifo = public_dir / "fifo"
+    os.mkfifo(fifo, 0o666)
+    started = time.monotonic()
+    error = refused_straight(user, mode, installs[mode], "-r", str(fifo))
+    assert isinstance(error, epcap.CaptureFileError), error
+    assert error.message == f"{fifo}: not a regular file" and time.monotonic() - started < 5
