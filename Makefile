@@ -6,16 +6,20 @@ SANDBOX   ?= seccomp
 PREFIX    ?= /usr/local
 DESTDIR   ?=
 PRIVMODE  ?= caps
-# make install: who may run the helper (root:GROUP, mode 0750), who may send
-# packets with it (empty: root only), the largest kernel buffer a caller who
-# is not root may ask for, and the build installed (the tests install the
-# test-hook build, with TEST_INSTALL=1).
+# make install (client/epcap/admin.py, as epcap-admin): who may run the
+# helper (root:GROUP, mode 0750), who may send packets with it (empty: root
+# only), the largest kernel buffer a caller who is not root may ask for, and
+# the build installed (the tests install the test-hook and sanitized builds,
+# with TEST_INSTALL=1).
 GROUP        ?= epcap
 INJECT_GROUP ?=
 MAX_BUFFER   ?= 268435456
 INSTALL_FROM ?= priv/epcapd
+# Where the helpers are built; a wheel build (setup.py) passes a directory of
+# its own, and DEPS=check: missing packages are named, never installed.
+BUILDDIR  ?= priv
+DEPS      ?= install
 SOAK_SECONDS ?= 60
-LIBDIR    := $(DESTDIR)$(PREFIX)/lib/epcap
 VENV      := .venv
 VPY       := $(VENV)/bin/python
 
@@ -30,6 +34,8 @@ PKGS      := libpcap msgpack libseccomp
 CFLAGS    ?= -O2 -g
 CWARN     := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wformat=2 -Wshadow
 CFLAGS    += $(CWARN) -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+# PROTOCOL_VERSION=N: a helper that says it speaks another version (tests).
+CFLAGS    += $(if $(PROTOCOL_VERSION),-DEPCAPD_PROTOCOL_VERSION=$(PROTOCOL_VERSION))
 LDFLAGS   += -pie -Wl,-z,relro,-z,now
 # The helper's units but main and the sandbox backend (the fuzz harnesses
 # link these too).
@@ -54,7 +60,8 @@ ifneq ($(findstring clang,$(CC)),)
 SYSTEM_PACKAGES += $(CLANG_PACKAGES)
 endif
 endif
-HELPER    := priv/epcapd
+HELPER    := $(BUILDDIR)/epcapd
+TESTHOOK  := $(BUILDDIR)/epcapd-testhook
 LIBS       = $$(pkg-config --libs $(PKGS))
 
 # PFRING=/path/to/PF_RING/userland links PF_RING's libpcap instead, and
@@ -76,9 +83,9 @@ FUZZ_CFLAGS    := $(CWARN) -O1 -g -fno-omit-frame-pointer -DEPCAPD_FUZZ \
 FUZZ_BINS      := $(FUZZ_HARNESSES:%=$(FUZZ_DIR)/fuzz_%)
 
 # Rebuild when the compiler, the flags or SANDBOX change.
-STAMP     := priv/.build-flags
+STAMP     := $(BUILDDIR)/.build-flags
 
-.PHONY: all help deps deps-test deps-fuzz install-packages build install venv sniff test soak \
+.PHONY: all help deps deps-test deps-fuzz install-packages build install uninstall venv sniff test soak \
         lint bench fuzz clean FORCE
 
 all: build
@@ -101,9 +108,10 @@ install-packages:
 	for p in $(PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
-	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	[ "$(DEPS)" = check ] || $(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || \
+	  missing="$$missing python3-venv"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
-	if [ "$$(id -u)" -ne 0 ]; then \
+	if [ "$$(id -u)" -ne 0 ] || [ "$(DEPS)" = check ]; then \
 	  echo "Missing Debian packages:$$missing"; \
 	  echo "Install them with:  sudo apt-get install -y$$missing"; exit 1; \
 	fi; \
@@ -114,7 +122,7 @@ install-packages:
 build: $(HELPER) priv/empty ## build the helper priv/epcapd (SANDBOX=seccomp|rlimit|null; SANITIZE=1: ASan+UBSan)
 
 $(STAMP): FORCE
-	@mkdir -p priv
+	@mkdir -p $(BUILDDIR)
 	@echo '$(CC) $(CFLAGS) $(LDFLAGS) $(SRCS)' | cmp -s - $@ || \
 	  echo '$(CC) $(CFLAGS) $(LDFLAGS) $(SRCS)' > $@
 
@@ -124,7 +132,7 @@ $(HELPER): $(SRCS) epcapd/epcapd.h $(STAMP) | deps
 # A test-only build (epcapd/testhook.c): it reports its credentials at
 # pcap_activate() and can make a forbidden call after ready, proof that the
 # sandbox bites. Installed only by the tests, into a temporary prefix.
-priv/epcapd-testhook: $(SRCS) epcapd/testhook.c epcapd/epcapd.h $(STAMP) | deps
+$(TESTHOOK): $(SRCS) epcapd/testhook.c epcapd/epcapd.h $(STAMP) | deps
 	$(CC) $(CFLAGS) -DEPCAPD_TEST_HOOK $$(pkg-config --cflags $(PKGS)) -o $@ $(SRCS) \
 	  epcapd/testhook.c $(LDFLAGS) $(LIBS)
 
@@ -132,40 +140,13 @@ priv/epcapd-testhook: $(SRCS) epcapd/testhook.c epcapd/epcapd.h $(STAMP) | deps
 priv/empty:
 	install -d -m 0755 $@
 
-install: build $(INSTALL_FROM) ## as root: install the helper for GROUP in PREFIX/lib/epcap (PRIVMODE=caps|setuid|sudo)
-	@[ "$$(id -u)" -eq 0 ] || { echo "make install must run as root: sudo make install PRIVMODE=$(PRIVMODE)"; exit 1; }
-	@case "$(PRIVMODE)" in caps|setuid|sudo) ;; \
-	  *) echo "PRIVMODE must be caps, setuid or sudo, not '$(PRIVMODE)'"; exit 1;; esac
-	@[ "$(SANITIZE)" != 1 ] || [ "$(TEST_INSTALL)" = 1 ] || { \
-	  echo "refusing to install a SANITIZE=1 helper: ASAN_OPTIONS would let any user steer it"; \
-	  exit 1; }
-	@[ "$(INSTALL_FROM)" = "$(HELPER)" ] || [ "$(TEST_INSTALL)" = 1 ] || { \
-	  echo "refusing to install $(INSTALL_FROM): only the tests install another build"; exit 1; }
-	@getent group $(GROUP) >/dev/null || { echo "groupadd --system $(GROUP)"; groupadd --system $(GROUP); }
-	install -d -o root -g root -m 0755 $(LIBDIR) $(LIBDIR)/empty
-	install -o root -g $(GROUP) -m 0750 $(INSTALL_FROM) $(LIBDIR)/epcapd.new
-ifeq ($(PRIVMODE),setuid)
-	chmod 4750 $(LIBDIR)/epcapd.new
-endif
-ifeq ($(PRIVMODE),caps)
-	setcap cap_net_raw,cap_net_admin,cap_sys_chroot,cap_setuid,cap_setgid+ep $(LIBDIR)/epcapd.new
-endif
-	@{ echo "# The policy of the epcapd beside this file for callers who are not root,"; \
-	  echo "# written by make install (epcapd/PROTOCOL.md, \"Invoker policy\")."; \
-	  echo "user nobody"; \
-	  $(if $(INJECT_GROUP),echo "inject $(INJECT_GROUP)";) \
-	  echo "max_buffer $(MAX_BUFFER)"; } > $(LIBDIR)/epcapd.conf.new
-	chmod 0644 $(LIBDIR)/epcapd.conf.new
-	mv -f $(LIBDIR)/epcapd.conf.new $(LIBDIR)/epcapd.conf
-	mv -f $(LIBDIR)/epcapd.new $(LIBDIR)/epcapd
-	@echo "Installed $(PREFIX)/lib/epcap/epcapd ($(PRIVMODE)), for the members of group $(GROUP)."
-	@echo "Let a user capture:  usermod -aG $(GROUP) $${SUDO_USER:-USER}   (then log in again)"
-ifeq ($(PRIVMODE),sudo)
-	@echo "Then let the group run it through sudo (visudo -f /etc/sudoers.d/epcap):"
-	@echo "  %$(GROUP) ALL=(root) NOPASSWD: $(PREFIX)/lib/epcap/epcapd"
-endif
-	@[ -n "$(INJECT_GROUP)" ] || \
-	  echo "Sending packets (inject=True) is for root only: INJECT_GROUP=GROUP allows a group."
+install: build $(INSTALL_FROM) ## as root: epcap-admin install of this build in PREFIX/lib/epcap (PRIVMODE=caps|setuid|sudo, GROUP=epcap)
+	$(PYTHON) client/epcap/admin.py install --mode $(PRIVMODE) --prefix $(PREFIX) \
+	  --root '$(DESTDIR)' --group $(GROUP) --max-buffer $(MAX_BUFFER) --helper $(INSTALL_FROM) \
+	  $(if $(INJECT_GROUP),--inject-group $(INJECT_GROUP)) $(if $(filter 1,$(TEST_INSTALL)),--test-install)
+
+uninstall: ## as root: epcap-admin uninstall: remove what make install put in PREFIX
+	$(PYTHON) client/epcap/admin.py uninstall --prefix $(PREFIX) --root '$(DESTDIR)'
 
 venv: $(VENV)/.installed ## make .venv with the package and its test tools
 
@@ -178,7 +159,7 @@ $(VENV)/.installed: pyproject.toml | deps
 sniff: build venv ## show real packets: live on lo with privilege, else a sample file
 	$(VENV)/bin/epcap-sniff --demo
 
-test: build priv/epcapd-testhook venv deps-test ## run the whole test suite
+test: build $(TESTHOOK) venv deps-test ## run the whole test suite
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
 soak: build venv deps-test ## as root: a seeded storm of captures, floods, commands and kills (SOAK_SECONDS=60)
@@ -199,10 +180,10 @@ fuzz: $(FUZZ_BINS) ## run each libFuzzer harness for FUZZ_SECONDS (60) and print
 	epcapd/fuzz/run $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_HARNESSES)
 
 lint: venv ## ruff and mypy --strict on the client and the tests
-	$(VENV)/bin/ruff check client tests
-	$(VENV)/bin/ruff format --check client tests
+	$(VENV)/bin/ruff check client tests setup.py
+	$(VENV)/bin/ruff format --check client tests setup.py
 	$(VENV)/bin/mypy client/epcap
 
 clean: ## remove build products (keeps .venv)
-	rm -rf $(HELPER) priv/epcapd-testhook $(STAMP) priv/empty $(FUZZ_DIR) build \
+	rm -rf $(HELPER) $(TESTHOOK) $(STAMP) priv/empty $(FUZZ_DIR) build \
 	  client/*.egg-info

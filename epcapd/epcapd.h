@@ -25,7 +25,9 @@
 #include <msgpack.h>
 #include <pcap/pcap.h>
 
+#ifndef EPCAPD_PROTOCOL_VERSION /* make PROTOCOL_VERSION=N: a test build that speaks another */
 #define EPCAPD_PROTOCOL_VERSION 1
+#endif
 #define EPCAPD_MAX_FRAME (1024 * 1024)  /* both directions, PROTOCOL.md */
 #define EPCAPD_BATCH_BYTES (256 * 1024) /* flush a batch at this size */
 #define EPCAPD_MAX_CAPLEN (EPCAPD_MAX_FRAME - 1024) /* one packet, with headroom */

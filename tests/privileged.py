@@ -74,31 +74,27 @@ def install(mode: str, prefix: Path, build: str = "priv/epcapd") -> str:
 
 @contextlib.contextmanager
 def installed(helpers_top: str, build: str) -> Iterator[dict[str, Path]]:
-    """A helper of `build` installed in each mode, with the sudoers rule of
-    sudoers.example for the sudo one; all removed at the end."""
+    """A helper of `build` installed in each mode, with, for sudo, the
+    sudoers drop-in that epcap-admin writes; `make uninstall`ed at the end,
+    which must leave nothing behind."""
     top = Path(tempfile.mkdtemp(prefix=helpers_top, dir="/var/tmp"))
     top.chmod(0o755)
     helpers = {}
-    for mode in MODES:
-        out = install(mode, top / mode, build)
-        helpers[mode] = top / mode / "lib" / "epcap" / "epcapd"
-        assert f"usermod -aG {GROUP} " in out
-        if mode == "sudo":
-            assert f"%{GROUP} ALL=(root) NOPASSWD: {helpers[mode]}" in out
-    rule = Path("/etc/sudoers.d") / f"epcap-test-{top.name}"
-    example = (ROOT / "sudoers.example").read_text().splitlines()
-    (line,) = [x for x in example if x.startswith("%")]
-    line = line.replace("%epcap", f"%{GROUP}").replace(
-        "/usr/local/lib/epcap/epcapd", str(helpers["sudo"])
-    )
-    rule.write_text(line + "\n")
-    rule.chmod(0o440)
-    subprocess.run(["visudo", "-cf", str(rule)], check=True, capture_output=True)
     try:
+        for mode in MODES:
+            out = install(mode, top / mode, build)
+            helpers[mode] = top / mode / "lib" / "epcap" / "epcapd"
+            assert f"usermod -aG {GROUP} " in out
+            if mode == "sudo":
+                assert f"%{GROUP} ALL=(root) NOPASSWD: {helpers[mode]}" in out
         yield helpers
     finally:
-        rule.unlink()
-        shutil.rmtree(top)
+        for mode in MODES:
+            subprocess.run(["make", "-s", "-C", str(ROOT), "uninstall", f"PREFIX={top / mode}"],
+                           check=True, capture_output=True)  # fmt: skip
+        left = [str(p) for p in top.rglob("*")]
+        top.rmdir()
+        assert left == [], f"make uninstall left {left}"
 
 
 def as_user(account: pwd.struct_passwd, groups: str = "") -> list[str]:
@@ -111,11 +107,12 @@ class AsUser:
     """The driver running as the unprivileged user, one JSON line at a time."""
 
     def __init__(
-        self, user: pwd.struct_passwd, options: dict[str, Any], path: str, groups: str
-    ) -> None:
+        self, user: pwd.struct_passwd, options: dict[str, Any], path: str, groups: str,
+        python: str = sys.executable,
+    ) -> None:  # fmt: skip
         env = {"PATH": path, "HOME": "/", "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"}
         self.proc = subprocess.Popen(
-            [*as_user(user, groups), sys.executable, str(DRIVER), json.dumps(options)],
+            [*as_user(user, groups), python, str(DRIVER), json.dumps(options)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd="/",
         )  # fmt: skip
 
@@ -135,11 +132,12 @@ class AsUser:
 
 
 def run_as(
-    account: pwd.struct_passwd, /, path: str = "/usr/bin:/bin", groups: str = "", **options: Any
-) -> tuple[AsUser, dict[str, Any]]:
+    account: pwd.struct_passwd, /, path: str = "/usr/bin:/bin", groups: str = "",
+    python: str = sys.executable, **options: Any,
+) -> tuple[AsUser, dict[str, Any]]:  # fmt: skip
     """Start the driver as `account` (with its groups, or the gids listed in
-    `groups`) and epcap `options`; return its first event."""
-    driver = AsUser(account, options, path, groups)
+    `groups`), in `python`, with epcap `options`; return its first event."""
+    driver = AsUser(account, options, path, groups, python)
     event = driver.next()
     if event["event"] == "error":
         assert driver.proc.wait(10) == 0  # the driver ends after reporting; reap it

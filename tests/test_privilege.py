@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import epcap
-from epcap._launch import unsafe_for_sudo
+from epcap.admin import others_can_replace, sudoers_name
 
 from conftest import HELPER, ROOT
 from privileged import (
@@ -67,8 +67,12 @@ def test_make_install_creates_its_group_and_says_how_to_join_it() -> None:
         assert helper.stat().st_gid == gid_of(group)
         lines = (helper.parent / "epcapd.conf").read_text().splitlines()
         assert "inject netdev" in lines and "max_buffer 1048576" in lines
+        out = subprocess.run(["make", "-s", "-C", str(ROOT), "uninstall", f"PREFIX={top}"],
+                             check=True, capture_output=True, text=True).stdout  # fmt: skip
+        assert f"removed group {group}" in out  # it made the group: it removes it
+        assert list(top.iterdir()) == []
     finally:
-        subprocess.run(["groupdel", group], check=False)
+        subprocess.run(["groupdel", group], capture_output=True)
         shutil.rmtree(top)
 
 
@@ -78,17 +82,33 @@ def test_make_install_refuses_a_non_root_user(user: pwd.struct_passwd) -> None:
         capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode != 0
-    assert "make install must run as root" in result.stdout
+    assert "epcap-admin install must run as root: sudo epcap-admin install" in result.stderr
 
 
-def test_make_install_refuses_the_test_hook_build_outside_the_tests() -> None:
-    result = subprocess.run(
-        ["make", "-s", "-C", str(ROOT), "install", "PREFIX=/nonexistent",
-         "INSTALL_FROM=priv/epcapd-testhook", "SANITIZE="],  # this refusal, not SANITIZE's
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert result.returncode != 0
-    assert "only the tests install another build" in result.stdout
+def test_install_refuses_test_builds_outside_the_tests(tmp_path: Path) -> None:
+    admin = [sys.executable, str(ROOT / "client" / "epcap" / "admin.py"), "install"]
+    for marker, why in [(b"EPCAPD_TEST_SYSCALL", "it is the test-hook build"),
+                        (b"AddressSanitizer", "it is built with AddressSanitizer")]:  # fmt: skip
+        build = tmp_path / "epcapd"
+        build.write_bytes(b"\x7fELF..." + marker + b"...")
+        result = subprocess.run(
+            [*admin, "--helper", str(build), "--prefix", str(tmp_path / "prefix")],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert result.returncode == 1
+        assert f"epcap-admin: refusing to install {build}: {why}" in result.stderr
+        assert not (tmp_path / "prefix").exists()
+
+
+def test_sudoers_example_is_the_rule_epcap_admin_writes(installs: dict[str, Path]) -> None:
+    example = (ROOT / "sudoers.example").read_text().splitlines()
+    (line,) = [x for x in example if x.startswith("%")]
+    written = Path("/etc/sudoers.d") / sudoers_name(str(installs["sudo"].parents[2]))
+    rule = written.read_text().splitlines()[-1]
+    assert rule == line.replace("%epcap", f"%{GROUP}").replace(
+        "/usr/local/lib/epcap/epcapd", str(installs["sudo"])
+    )
+    assert stat.S_IMODE(written.stat().st_mode) == 0o440 and written.stat().st_uid == 0
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -139,32 +159,34 @@ def test_no_mode_available_names_the_fix(
     _, event = run_as(user, udp=1, progname=str(users))
     assert event["type"] == "PermissionDeniedError", event
     assert "NOPASSWD" not in event["message"]
+    assert "epcap-admin install --mode caps" in event["message"]
     assert (
         f"No sudoers rule should name {users}: {users} is owned by uid {user.pw_uid}"
         in (event["message"])
     )
-    assert "make install PRIVMODE=sudo" in event["message"]
-    # no sudo on PATH either: the install commands.
+    # no sudo on PATH either: the install command.
     _, event = run_as(user, path="/nonexistent", udp=1, progname=str(rootish))
     assert event["type"] == "PermissionDeniedError", event
-    assert "make install PRIVMODE=caps" in event["message"]
+    assert "as root, run `epcap-admin install --mode caps`" in event["message"]
 
 
 def test_a_sudoers_rule_is_suggested_only_where_it_gives_nothing_away(
     helper_copies: tuple[Path, Path], tmp_path: Path
 ) -> None:
     rootish, users = helper_copies
-    assert unsafe_for_sudo(str(rootish)) is None
-    assert unsafe_for_sudo(str(users)) == f"{users} is owned by uid {users.stat().st_uid}, not root"
+    assert others_can_replace(str(rootish)) is None
+    assert (
+        others_can_replace(str(users)) == f"{users} is owned by uid {users.stat().st_uid}, not root"
+    )
     rootish.chmod(0o775)
-    assert unsafe_for_sudo(str(rootish)) == f"{rootish} is writable by others than root"
+    assert others_can_replace(str(rootish)) == f"{rootish} is writable by others than root"
     rootish.chmod(0o755)
     rootish.parent.chmod(0o777)
-    assert unsafe_for_sudo(str(rootish)) == f"{rootish.parent} is writable by others than root"
+    assert others_can_replace(str(rootish)) == f"{rootish.parent} is writable by others than root"
     rootish.parent.chmod(0o755)
     link = tmp_path / "link"  # a symlink is judged by what it points at
     link.symlink_to(users)
-    assert unsafe_for_sudo(str(link)) is not None
+    assert others_can_replace(str(link)) is not None
 
 
 @pytest.fixture
@@ -290,7 +312,7 @@ def test_sniff_without_privilege_is_one_clear_line(user: pwd.struct_passwd) -> N
     assert "Traceback" not in result.stderr
     (line,) = result.stderr.splitlines()
     assert line.startswith("epcap-sniff: ")
-    if unsafe_for_sudo(str(HELPER)) is None:  # a root-owned tree: the rule is safe to give
+    if others_can_replace(str(HELPER)) is None:  # a root-owned tree: the rule is safe to give
         assert f"{USER} ALL=(root) NOPASSWD: {HELPER}" in line
     else:
         assert f"No sudoers rule should name {HELPER}" in line

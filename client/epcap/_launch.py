@@ -1,4 +1,11 @@
-"""Where the helper is and how it gets its privilege (DESIGN.md, Process model).
+"""Where the helper is and how it gets its privilege (docs/ARCHITECTURE.md).
+
+The helper is, in this order: ``progname=`` or ``$EPCAPD``; one that
+``epcap-admin install`` put in ``/usr/local/lib/epcap`` or
+``/usr/lib/epcap`` (privileged: live captures need it); the one this
+package carries (``epcap/libexec/epcapd``, built with the wheel: it runs
+with your own rights, enough for files); a source tree's ``priv/epcapd``;
+``epcapd`` on ``PATH``. Root tries the source tree first.
 
 The command that runs the helper is ``prefix + [helper] + options.argv()``.
 The prefix is, in this order: ``exec=`` (or ``$EPCAP_EXEC``) when given; nothing when this process
@@ -15,7 +22,6 @@ import pwd
 import shlex
 import shutil
 import stat
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,25 +34,30 @@ ENV_EXEC = "EPCAP_EXEC"
 """Environment variable holding the command prefix, tried after ``exec=``."""
 
 
+PACKAGED = Path(__file__).resolve().parent / "libexec" / HELPER_NAME
+"""The helper the wheel carries."""
+_SOURCE_TREE = Path(__file__).resolve().parent.parent.parent
+FIX = "as root, run `epcap-admin install --mode caps` (or --mode setuid, or --mode sudo)"
+"""What makes live capture work: the privileged install."""
+
+
 def _installed() -> list[Path]:
-    return [
-        Path(sys.prefix) / "lib" / "epcap" / HELPER_NAME,
-        Path("/usr/local/lib/epcap") / HELPER_NAME,
-        Path("/usr/lib/epcap") / HELPER_NAME,
-    ]
+    return [Path("/usr/local/lib/epcap") / HELPER_NAME, Path("/usr/lib/epcap") / HELPER_NAME]
 
 
 def _candidates() -> list[Path]:
-    """Root prefers the source tree's build; anyone else the installed,
+    """Root prefers a source tree's build; anyone else the installed,
     root-owned helper that a setuid bit, capabilities or a sudo rule cover."""
-    source = Path(__file__).resolve().parent.parent.parent / "priv" / HELPER_NAME
+    source = _SOURCE_TREE / "priv" / HELPER_NAME
     installed = _installed()
-    return [source, *installed] if os.geteuid() == 0 else [*installed, source]
+    if os.geteuid() == 0:
+        return [source, *installed, PACKAGED]
+    return [*installed, PACKAGED, source]
 
 
 def _not_yours(path: Path) -> str:
     """What to do about a helper that exists but this user may not run
-    (``make install`` makes it ``root:GROUP``, mode 0750); "" otherwise."""
+    (``epcap-admin install`` makes it ``root:GROUP``, mode 0750); "" otherwise."""
     try:
         st = path.stat()
     except OSError:
@@ -73,26 +84,6 @@ def _group_advice() -> str:
     return ""
 
 
-def unsafe_for_sudo(helper: str) -> str | None:
-    """Why a sudoers rule for ``helper`` would give root away, or None: the
-    file and every directory above it must be owned by root and writable by
-    no one else (but sticky directories), or whoever can replace the file
-    runs what they like as root."""
-    path = Path(os.path.realpath(helper))
-    for part in [path, *path.parents]:
-        try:
-            st = part.stat()
-        except OSError as exc:
-            return f"{part}: {exc.strerror}"
-        if st.st_uid != 0:
-            return f"{part} is owned by uid {st.st_uid}, not root"
-        # A sticky directory (/tmp) lets no one else replace root's entries.
-        sticky = part != path and st.st_mode & stat.S_ISVTX
-        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not sticky:
-            return f"{part} is writable by others than root"
-    return None
-
-
 def find_helper(progname: str | os.PathLike[str] | None = None) -> str:
     """The path of the helper: ``progname``, ``$EPCAPD``, then the source
     tree's ``priv/epcapd`` and the install locations (installed first when
@@ -115,9 +106,14 @@ def find_helper(progname: str | os.PathLike[str] | None = None) -> str:
     if found is not None:
         return os.path.abspath(found)
     places = ", ".join(str(c) for c in _candidates())
+    fix = (
+        "run `make build` in the source tree"
+        if (_SOURCE_TREE / "epcapd" / "epcapd.c").is_file()
+        else "reinstall epcap with pip (its wheel carries the helper)"
+    )
     raise HelperNotFoundError(
-        f"cannot find the {HELPER_NAME} helper (looked in {places} and PATH): "
-        f"run `make build` in the source tree, or pass progname="
+        f"cannot find the {HELPER_NAME} helper (looked in {places} and PATH): {fix}, "
+        "or pass progname="
     )
 
 
@@ -149,10 +145,8 @@ def exec_prefix(helper: str, *, live: bool, exec_: str | Sequence[str] | None) -
         return ["sudo", "-n"]
     raise PermissionDeniedError(
         f"a live capture needs privilege, and {helper} has none (not setuid root, "
-        "no file capabilities, no sudo): as root, run `make install PRIVMODE=caps` "
-        "(or PRIVMODE=setuid, or PRIVMODE=sudo plus the sudoers.example rule) in the "
-        "epcap source tree, or pass exec= a command prefix that runs the helper as root."
-        + _group_advice(),
+        f"no file capabilities, no sudo): {FIX}; or pass exec= a command prefix that "
+        "runs the helper as root." + _group_advice(),
         op="privilege",
         errno="EPERM",
     )
@@ -164,12 +158,13 @@ def sudo_refusal(prefix: Sequence[str], helper: str, stderr: str) -> PermissionD
     give root away through); None when sudo was not the refuser."""
     if not prefix or os.path.basename(prefix[0]) != "sudo" or "sudo:" not in stderr:
         return None
-    unsafe = unsafe_for_sudo(helper)
+    from .admin import others_can_replace  # epcap.admin runs as a script too: import it late
+
+    unsafe = others_can_replace(helper)
     if unsafe is not None:
         advice = (
             f"No sudoers rule should name {helper}: {unsafe}, so whoever can replace it "
-            "would run it as root. As root, install a helper with "
-            "`make install PRIVMODE=sudo` in the epcap source tree, and allow that one."
+            f"would run it as root. Install one for live capture: {FIX}."
         )
     else:
         user = pwd.getpwuid(os.getuid()).pw_name

@@ -217,8 +217,9 @@ class Session:
             settings = _map(message, tag)
             if settings.get("version") != VERSION:
                 raise ProtocolError(
-                    f"helper speaks protocol version {settings.get('version')!r}, "
-                    f"this client speaks {VERSION}"
+                    f"the helper speaks protocol version {settings.get('version')!r}, "
+                    f"this client speaks {VERSION}: install the helper of this epcap "
+                    "(as root: `epcap-admin install`)"
                 )
             self.state, self.settings = "running", settings
             return Ready(settings)

@@ -1,0 +1,210 @@
+"""epcap as a Python user gets it: `pip install` of a wheel built from a
+read-only copy of this tree, into a venv of a real unprivileged user, reads
+files with the helper the wheel carries; `epcap-admin install`, as root,
+makes live capture work in each mode, and `uninstall` takes it all away."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import epcap
+from epcap.admin import lib_dir, sudoers_name
+
+from conftest import ROOT
+from privileged import GROUP, MODES, as_user, run_as
+
+pytestmark = pytest.mark.root
+
+DEFAULT = lib_dir("/usr/local")  # where epcap-admin installs, and the client looks
+DEPENDENCIES = ["msgpack>=1.0", "dpkt>=1.9.8"]
+
+
+def tree_files() -> list[str]:
+    """What a clone holds: the tracked files, and new ones not ignored."""
+    out = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    return [name for name in out.decode().split("\0") if name and (ROOT / name).is_file()]
+
+
+@pytest.fixture(scope="module")
+def wheelhouse() -> Iterator[Path]:
+    """The wheels of a read-only copy of this tree (straight, and through an
+    sdist), beside the wheels of epcap's dependencies."""
+    top = Path(tempfile.mkdtemp(prefix="epcap-wheels-", dir="/var/tmp"))
+    top.chmod(0o755)
+    tree, house, sdist = top / "tree", top / "wheels", top / "sdist"
+    for name in tree_files():
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, tree / name)
+    # the sdist (its making writes a scratch copy beside setup.py), then a
+    # read-only tree, as a root-owned checkout or a read-only mount is
+    build = [sys.executable, "-m", "build", "-q", "--sdist", "-o", str(sdist), str(tree)]
+    subprocess.run(build, check=True, capture_output=True)
+    subprocess.run(["mount", "--bind", str(tree), str(tree)], check=True)
+    pip = [sys.executable, "-m", "pip"]
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(tree)], check=True)
+        subprocess.run([*pip, "wheel", "-q", "--no-deps", str(tree), "-w", str(house)], check=True)
+    finally:
+        subprocess.run(["umount", str(tree)], check=True)
+    (archive,) = sdist.glob("epcap-*.tar.gz")
+    subprocess.run([*pip, "wheel", "-q", "--no-deps", str(archive), "-w", str(sdist)], check=True)
+    subprocess.run([*pip, "download", "-q", "-d", str(house), *DEPENDENCIES], check=True)
+    for path in top.rglob("*"):
+        path.chmod(path.stat().st_mode | 0o555 if path.is_dir() else path.stat().st_mode | 0o444)
+    yield top
+    shutil.rmtree(top)
+
+
+def test_the_wheels_carry_the_helper(wheelhouse: Path) -> None:
+    """Built straight from the read-only tree and from its sdist, alike."""
+    for wheel in [
+        *(wheelhouse / "wheels").glob("epcap-*.whl"),
+        *(wheelhouse / "sdist").glob("*.whl"),
+    ]:
+        with zipfile.ZipFile(wheel) as archive:
+            info = archive.getinfo("epcap/libexec/epcapd")
+            assert info.external_attr >> 16 & 0o777 == 0o755
+            assert archive.read("epcap/libexec/epcapd")[:4] == b"\x7fELF"
+            assert (
+                "Tag: py3-none-linux_x86_64" in archive.read("epcap-0.1.0.dist-info/WHEEL").decode()
+            )
+    assert len(list((wheelhouse / "sdist").glob("*.whl"))) == 1
+
+
+@pytest.fixture(scope="module")
+def venv(user: pwd.struct_passwd, wheelhouse: Path) -> Iterator[Path]:
+    """A fresh venv of the user's, with `pip install epcap` from the wheelhouse."""
+    top = Path(tempfile.mkdtemp(prefix="epcap-venv-", dir="/var/tmp"))
+    os.chown(top, user.pw_uid, user.pw_gid)
+    debian = "/usr/bin/python3"  # one the user may run (root's pyenv is under /root)
+    base = debian if Path(debian).exists() else sys.executable
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(top), "PIP_NO_CACHE_DIR": "1"}
+    for command in (
+        [base, "-m", "venv", str(top / "venv")],
+        [str(top / "venv" / "bin" / "pip"), "install", "-q", "--no-index", "--find-links",
+         str(wheelhouse / "wheels"), "epcap"],
+    ):  # fmt: skip
+        subprocess.run([*as_user(user), *command], check=True, env=env, cwd=str(top))
+    yield top / "venv"
+    shutil.rmtree(top)
+
+
+def as_user_in(
+    venv: Path, user: pwd.struct_passwd, *command: str
+) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": f"{venv}/bin:/usr/bin:/bin", "HOME": str(venv.parent), "LANG": "C.UTF-8"}
+    return subprocess.run([*as_user(user), *command], capture_output=True, text=True, env=env,
+                          cwd="/", timeout=60)  # fmt: skip
+
+
+READ_A_FILE = """
+import epcap, pathlib
+from epcap import _launch
+sample = pathlib.Path(epcap.__file__).parent / "data" / "sample.pcap"
+with epcap.start(file=sample) as cap:
+    print(len(list(cap)), cap.settings["uid"], _launch.find_helper())
+"""
+
+
+def test_files_need_nothing_more(user: pwd.struct_passwd, venv: Path) -> None:
+    assert not DEFAULT.exists(), "no helper may be installed anywhere for this test"
+    python = str(venv / "bin" / "python")
+    read = as_user_in(venv, user, python, "-c", READ_A_FILE)
+    assert read.returncode == 0, read.stderr
+    count, uid, helper = read.stdout.split()
+    assert (int(count), int(uid)) == (15, user.pw_uid)
+    assert helper.startswith(str(venv)) and helper.endswith("epcap/libexec/epcapd")
+    sample = Path(venv.glob("lib/python*/site-packages/epcap/data/sample.pcap").__next__())
+    sniff = as_user_in(venv, user, str(venv / "bin" / "epcap-sniff"), "-r", str(sample))
+    assert sniff.returncode == 0, sniff.stderr
+    assert sniff.stdout.count("caplen: ") == 15 and "source_macaddr: " in sniff.stdout
+
+
+@pytest.fixture
+def nothing_installed() -> Iterator[None]:
+    """The default place is free, and left so."""
+    if DEFAULT.exists():
+        pytest.skip(f"{DEFAULT} holds a real installation: not this test's to replace")
+    yield
+    assert not DEFAULT.exists(), f"{DEFAULT} is left behind"
+
+
+@pytest.mark.usefixtures("nothing_installed")
+@pytest.mark.parametrize("mode", MODES)
+def test_epcap_admin_makes_live_capture_work_and_takes_it_away(
+    mode: str, user: pwd.struct_passwd, venv: Path
+) -> None:
+    admin = str(venv / "bin" / "epcap-admin")
+    python = str(venv / "bin" / "python")
+    installed = subprocess.run([admin, "install", "--mode", mode, "--group", GROUP],
+                               capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert (
+        f"Installed {DEFAULT / 'epcapd'} ({mode}), for the members of group {GROUP}." in installed
+    )
+    try:
+        status = subprocess.run([admin, "status"], capture_output=True, text=True)
+        assert status.returncode == 0, status.stdout
+        assert f"mode: {mode}\n" in status.stdout and f"group: {GROUP} (mode " in status.stdout
+        assert f"protocol: {epcap._protocol.VERSION} (this client speaks" in status.stdout
+        driver, ready = run_as(user, udp=5, python=python)  # the client finds the helper itself
+        assert ready["event"] == "ready", ready
+        assert driver.next()["packets"] == [f"epcap {i}" for i in range(5)]
+        driver.finish()
+    finally:
+        removed = subprocess.run([admin, "uninstall"], capture_output=True, text=True, check=True)
+    left = subprocess.run(["find", str(DEFAULT)], capture_output=True, text=True)
+    assert left.stdout == "" and "No such file" in left.stderr, left.stdout
+    assert not (Path("/etc/sudoers.d") / sudoers_name("/usr/local")).exists()
+    assert f"removed {DEFAULT / 'epcapd'}" in removed.stdout
+    _, event = run_as(user, udp=1, python=python)
+    assert event["type"] == "PermissionDeniedError", event
+    assert "epcap-admin install --mode caps" in event["message"]
+
+
+def test_missing_build_packages_are_named_not_installed(tmp_path: Path) -> None:
+    """What a wheel build runs (setup.py): the Makefile's rule with DEPS=check."""
+    result = subprocess.run(
+        ["make", "-s", "-C", str(ROOT), f"{tmp_path}/epcapd", f"BUILDDIR={tmp_path}", "DEPS=check",
+         "SYSTEM_PACKAGES=make libnosuch-dev"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "Missing Debian packages: libnosuch-dev" in result.stdout
+    assert "sudo apt-get install -y libnosuch-dev" in result.stdout
+    assert not (tmp_path / "epcapd").exists()
+
+
+def test_a_helper_of_another_protocol_version_is_a_clear_error(tmp_path: Path) -> None:
+    build = tmp_path / "build"
+    subprocess.run(["make", "-s", "-C", str(ROOT), f"{build}/epcapd", f"BUILDDIR={build}",
+                    "PROTOCOL_VERSION=99"], check=True, capture_output=True)  # fmt: skip
+    sample = Path(epcap.__file__).parent / "data" / "sample.pcap"
+    with pytest.raises(epcap.ProtocolError) as info:
+        epcap.start(file=sample, progname=build / "epcapd")
+    assert "the helper speaks protocol version 99, this client speaks 1" in str(info.value)
+    assert "epcap-admin install" in str(info.value)
+    prefix = tmp_path / "prefix"
+    admin = [sys.executable, "-m", "epcap.admin"]
+    install = [*admin, "install", "--prefix", str(prefix), "--group", GROUP,
+               "--helper", str(build / "epcapd"), "--test-install"]  # fmt: skip
+    subprocess.run(install, check=True, capture_output=True)
+    status = subprocess.run([*admin, "status", "--prefix", str(prefix)], capture_output=True,
+                            text=True)  # fmt: skip
+    assert status.returncode == 2
+    assert "protocol: 99 (this client speaks 1)" in status.stdout
+    assert "epcap-admin install again" in status.stdout
+    subprocess.run([*admin, "uninstall", "--prefix", str(prefix)], check=True, capture_output=True)
+    assert not prefix.exists()
