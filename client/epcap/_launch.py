@@ -85,9 +85,9 @@ def _group_advice() -> str:
 
 
 def find_helper(progname: str | os.PathLike[str] | None = None) -> str:
-    """The path of the helper: ``progname``, ``$EPCAPD``, then the source
-    tree's ``priv/epcapd`` and the install locations (installed first when
-    not root), then ``epcapd`` on ``PATH``."""
+    """The path of the helper: ``progname``, ``$EPCAPD``, then the installed
+    helpers, the one the wheel carries and a source tree's ``priv/epcapd``
+    (the source tree first for root), then ``epcapd`` on ``PATH``."""
     if progname is not None and not isinstance(progname, (str, os.PathLike)):
         raise TypeError(f"progname must be a string or path, not {type(progname).__name__}")
     given = progname if progname is not None else os.environ.get(ENV_HELPER)
