@@ -43,6 +43,14 @@ def wheelhouse() -> Iterator[Path]:
     """The wheels of a read-only copy of this tree (straight, and through an
     sdist), beside the wheels of epcap's dependencies."""
     top = Path(tempfile.mkdtemp(prefix="epcap-wheels-", dir="/var/tmp"))
+    try:
+        yield build_wheels(top)
+    finally:
+        shutil.rmtree(top)
+
+
+def build_wheels(top: Path) -> Path:
+    """Build into `top`: tree/ (the copy), sdist/, wheels/ (with the dependencies)."""
     top.chmod(0o755)
     tree, house, sdist = top / "tree", top / "wheels", top / "sdist"
     for name in tree_files():
@@ -64,8 +72,7 @@ def wheelhouse() -> Iterator[Path]:
     subprocess.run([*pip, "download", "-q", "-d", str(house), *DEPENDENCIES], check=True)
     for path in top.rglob("*"):
         path.chmod(path.stat().st_mode | 0o555 if path.is_dir() else path.stat().st_mode | 0o444)
-    yield top
-    shutil.rmtree(top)
+    return top
 
 
 def test_the_wheels_carry_the_helper(wheelhouse: Path) -> None:
@@ -92,14 +99,16 @@ def venv(user: pwd.struct_passwd, wheelhouse: Path) -> Iterator[Path]:
     debian = "/usr/bin/python3"  # one the user may run (root's pyenv is under /root)
     base = debian if Path(debian).exists() else sys.executable
     env = {"PATH": "/usr/bin:/bin", "HOME": str(top), "PIP_NO_CACHE_DIR": "1"}
-    for command in (
-        [base, "-m", "venv", str(top / "venv")],
-        [str(top / "venv" / "bin" / "pip"), "install", "-q", "--no-index", "--find-links",
-         str(wheelhouse / "wheels"), "epcap"],
-    ):  # fmt: skip
-        subprocess.run([*as_user(user), *command], check=True, env=env, cwd=str(top))
-    yield top / "venv"
-    shutil.rmtree(top)
+    try:
+        for command in (
+            [base, "-m", "venv", str(top / "venv")],
+            [str(top / "venv" / "bin" / "pip"), "install", "-q", "--no-index", "--find-links",
+             str(wheelhouse / "wheels"), "epcap"],
+        ):  # fmt: skip
+            subprocess.run([*as_user(user), *command], check=True, env=env, cwd=str(top))
+        yield top / "venv"
+    finally:
+        shutil.rmtree(top)
 
 
 def as_user_in(
