@@ -8,13 +8,14 @@ DESTDIR   ?=
 PRIVMODE  ?= caps
 # make install (client/epcap/admin.py, as epcap-admin): who may run the
 # helper (root:GROUP, mode 0750), who may send packets with it (empty: root
-# only), the largest kernel buffer a caller who is not root may ask for, and
+# only), the largest kernel buffer a caller who is not root may ask for
+# (empty: epcap-admin's default, 256 MiB), and
 # the build installed (the tests install the test-hook and sanitized builds,
 # with TEST_INSTALL=1).
 GROUP        ?= epcap
 INJECT_GROUP ?=
-MAX_BUFFER   ?= 268435456
-INSTALL_FROM ?= priv/epcapd
+MAX_BUFFER   ?=
+INSTALL_FROM ?= $(HELPER)
 # Where the helpers are built; a wheel build (setup.py) passes a directory of
 # its own, and DEPS=check: missing packages are named, never installed.
 BUILDDIR  ?= priv
@@ -142,8 +143,8 @@ priv/empty:
 
 install: build $(INSTALL_FROM) ## as root: epcap-admin install of this build in PREFIX/lib/epcap (PRIVMODE=caps|setuid|sudo, GROUP=epcap)
 	$(PYTHON) client/epcap/admin.py install --mode $(PRIVMODE) --prefix $(PREFIX) \
-	  --root '$(DESTDIR)' --group $(GROUP) --max-buffer $(MAX_BUFFER) --helper $(INSTALL_FROM) \
-	  $(if $(INJECT_GROUP),--inject-group $(INJECT_GROUP)) $(if $(filter 1,$(TEST_INSTALL)),--test-install)
+	  --root '$(DESTDIR)' --group $(GROUP) --helper $(INSTALL_FROM) \
+	  $(if $(INJECT_GROUP),--inject-group $(INJECT_GROUP)) $(if $(MAX_BUFFER),--max-buffer $(MAX_BUFFER)) $(if $(filter 1,$(TEST_INSTALL)),--test-install)
 
 uninstall: ## as root: epcap-admin uninstall: remove what make install put in PREFIX
 	$(PYTHON) client/epcap/admin.py uninstall --prefix $(PREFIX) --root '$(DESTDIR)'

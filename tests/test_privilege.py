@@ -100,6 +100,26 @@ def test_install_refuses_test_builds_outside_the_tests(tmp_path: Path) -> None:
         assert not (tmp_path / "prefix").exists()
 
 
+@pytest.mark.parametrize(
+    "args, says",
+    [(["--mode", "root"], "invalid choice: 'root'"),
+     (["--max-buffer", "16M"], "invalid _buffer value: '16M'"),
+     (["--max-buffer", "0"], "must be from 1 to 2147483647 bytes, not 0"),
+     (["--group", "no such;group"], "groupadd"),
+     (["--helper", "/nonexistent"], "no helper at /nonexistent")],
+)  # fmt: skip
+def test_install_refuses_bad_values_and_makes_nothing(
+    args: list[str], says: str, tmp_path: Path
+) -> None:
+    admin = [sys.executable, str(ROOT / "client" / "epcap" / "admin.py"), "install"]
+    prefix = tmp_path / "prefix"
+    helper = [] if "--helper" in args else ["--helper", str(HELPER)]
+    result = subprocess.run([*admin, "--prefix", str(prefix), *helper, *args],
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.returncode != 0 and says in result.stderr, result.stderr
+    assert not prefix.exists()
+
+
 def test_sudoers_example_is_the_rule_epcap_admin_writes(installs: dict[str, Path]) -> None:
     example = (ROOT / "sudoers.example").read_text().splitlines()
     (line,) = [x for x in example if x.startswith("%")]

@@ -327,6 +327,14 @@ def status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _buffer(text: str) -> int:
+    """--max-buffer: what epcapd.conf's max_buffer takes (policy.c)."""
+    value = int(text)
+    if not 1 <= value <= 2**31 - 1:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {2**31 - 1} bytes, not {value}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="epcap-admin", description="Install epcap's capture helper (as root)."
@@ -340,7 +348,7 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--group", default=GROUP, help="who may run it (%(default)s; made if missing)")
     add.add_argument("--inject-group", action="append", default=[], metavar="GROUP",
                      help="its members may send packets (repeatable; none: root only)")  # fmt: skip
-    add.add_argument("--max-buffer", type=int, default=MAX_BUFFER, metavar="BYTES",
+    add.add_argument("--max-buffer", type=_buffer, default=MAX_BUFFER, metavar="BYTES",
                      help="the largest kernel buffer for a caller who is not root")  # fmt: skip
     add.add_argument("--sudo-users", type=lambda s: s.split(","), default=[], metavar="A,B",
                      help="sudo mode: these users in the rule, not %%GROUP")  # fmt: skip
