@@ -124,6 +124,14 @@ static int same_groups(const cred_t *who)
     return same;
 }
 
+/* setfsuid() says nothing of failure: ask it again what is in effect. */
+static void set_fsuid(uid_t uid)
+{
+    (void)setfsuid(uid);
+    if ((uid_t)setfsuid((uid_t)-1) != uid)
+        die("privilege", 0, 0, "filesystem uid %u not in effect", (unsigned)uid);
+}
+
 static void verify(const cred_t *real, const cred_t *who, uint64_t mask)
 {
     uid_t ru, eu, su;
@@ -144,7 +152,8 @@ static void verify(const cred_t *real, const cred_t *who, uint64_t mask)
 /*
  * Become who: its uid, gid and supplementary groups (none for a target),
  * keeping CAP_NET_RAW, CAP_NET_ADMIN and CAP_SYS_CHROOT when keep is
- * PRIVDROP_OPEN_CAPS, none when 0; the real ids the invoker's (but root's).
+ * PRIVDROP_OPEN_CAPS, none when 0. The real ids are the invoker's, unless
+ * the invoker is root: then they are who's too.
  * Afterwards the helper can change its ids no more. A helper that could not
  * change them (no privilege, or only some capabilities) keeps its ids and
  * sheds the capabilities it may not keep.
@@ -168,9 +177,7 @@ void privdrop_become(epcapd_t *st, const cred_t *who, int keep)
     caps_set(mask);
     require_syscall(prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0), "prctl");
     verify(real, who, mask);
-    (void)setfsuid(real->uid); /* allowed: it is the real uid */
-    if ((uid_t)setfsuid((uid_t)-1) != real->uid)
-        die("privilege", 0, 0, "filesystem uid not in effect after the change");
+    set_fsuid(real->uid); /* allowed without privilege: it is the real uid */
     st->privileged = 0;
 }
 
@@ -190,9 +197,7 @@ void privdrop_finish(epcapd_t *st)
     caps_t c;
 
     (void)st;
-    (void)setfsuid(geteuid());
-    if ((uid_t)setfsuid((uid_t)-1) != geteuid())
-        die("privilege", 0, 0, "filesystem uid not in effect after the drop");
+    set_fsuid(geteuid());
     caps_set(0);
     c = caps_get();
     if (c.effective != 0 || c.permitted != 0 || c.inheritable != 0)

@@ -113,7 +113,8 @@ def test_install_refuses_bad_values_and_makes_nothing(
 ) -> None:
     admin = [sys.executable, str(ROOT / "client" / "epcap" / "admin.py"), "install"]
     prefix = tmp_path / "prefix"
-    helper = [] if "--helper" in args else ["--helper", str(HELPER)]
+    # --test-install: this tree's build may be a sanitized one (make SANITIZE=1 test)
+    helper = [] if "--helper" in args else ["--helper", str(HELPER), "--test-install"]
     result = subprocess.run([*admin, "--prefix", str(prefix), *helper, *args],
                             capture_output=True, text=True)  # fmt: skip
     assert result.returncode != 0 and says in result.stderr, result.stderr
