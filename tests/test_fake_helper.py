@@ -13,19 +13,23 @@ from pathlib import Path
 import pytest
 
 import epcap
-from epcap import _core
+from epcap import _driver
 
 from conftest import zombie_children
+
+TESTS = str(Path(__file__).resolve().parent)
+"""This folder, where the fake helpers find helpers.py."""
 
 PRELUDE = """\
 import os, signal, struct, sys, time
 import msgpack
 open({pidfile!r}, "w").write(str(os.getpid()))
+sys.path.insert(0, {tests!r})
+from helpers import frame, ready
 def send(value):
-    body = msgpack.packb(value, use_bin_type=True)
-    sys.stdout.buffer.write(struct.pack(">I", len(body)) + body)
+    sys.stdout.buffer.write(frame(value))
     sys.stdout.buffer.flush()
-READY = ["ready", {{"version": 1, "pid": os.getpid(), "datalink": 1, "snaplen": 65535}}]
+READY = ready(os.getpid())
 PKTS = ["packets", 1, [1_000_000_002, 60, b"x" * 60, 3_000_000_004, 70, b"y" * 70]]
 """
 
@@ -39,7 +43,8 @@ def fake(tmp_path: Path) -> Callable[[str], tuple[Path, Path]]:
     def make(body: str) -> tuple[Path, Path]:
         pidfile = tmp_path / "pid"
         script = tmp_path / "fake_epcapd"
-        script.write_text(f"#!{sys.executable}\n" + PRELUDE.format(pidfile=str(pidfile)) + body)
+        prelude = PRELUDE.format(pidfile=str(pidfile), tests=TESTS)
+        script.write_text(f"#!{sys.executable}\n" + prelude + body)
         script.chmod(0o755)
         return script, pidfile
 
@@ -120,8 +125,8 @@ def test_a_helper_killed_mid_stream_raises_helper_exited(fake) -> None:  # type:
 
 
 def test_silence_is_a_timeout_and_the_helper_is_killed(fake, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(_core, "START_TIMEOUT", 0.5)
-    monkeypatch.setattr(_core, "STOP_TIMEOUT", 0.5)
+    monkeypatch.setattr(_driver, "START_TIMEOUT", 0.5)
+    monkeypatch.setattr(_driver, "STOP_TIMEOUT", 0.5)
     script, pidfile = fake("signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)\n")
     t0 = time.monotonic()
     with pytest.raises(epcap.ProtocolError, match="no 'ready' from the helper"):
@@ -200,8 +205,7 @@ def test_abandoned_capture_is_reaped(fake) -> None:  # type: ignore[no-untyped-d
 def test_a_protocol_error_mid_stream_keeps_earlier_packets_and_ends_the_helper(fake) -> None:  # type: ignore[no-untyped-def]
     script, pidfile = fake(
         "send(READY)\n"
-        "body = msgpack.packb(PKTS, use_bin_type=True)\n"
-        "sys.stdout.buffer.write(struct.pack('>I', len(body)) + body + struct.pack('>I', 0))\n"
+        "sys.stdout.buffer.write(frame(PKTS) + struct.pack('>I', 0))\n"
         "sys.stdout.buffer.flush(); time.sleep(30)\n"
     )
     got = []

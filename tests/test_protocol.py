@@ -13,17 +13,21 @@ from hypothesis import strategies as st
 
 import epcap
 from epcap._errors import OPS, error_from_report
-from epcap._protocol import MAX_FRAME, VERSION, End, FrameDecoder, Ready, Session, Stats, encode
+from epcap._protocol import (
+    MAX_FRAME,
+    VERSION,
+    End,
+    FrameDecoder,
+    Ready,
+    Session,
+    State,
+    Stats,
+    encode,
+)
 
 from conftest import ROOT
+from helpers import READY, frame
 
-
-def frame(value: Any) -> bytes:
-    body = msgpack.packb(value, use_bin_type=True)
-    return struct.pack(">I", len(body)) + body
-
-
-READY = frame(["ready", {"version": VERSION, "pid": 42, "datalink": 1, "snaplen": 65535}])
 PACKETS = frame(["packets", 1, [1_000_000_005, 60, b"a" * 60, 2_999_999_999, 1514, b"b" * 100]])
 EOF = frame(["eof", {"packets": 2}])
 
@@ -84,7 +88,7 @@ def violation(session: Session, data: bytes, match: str = "") -> list[Any]:
     events = session.receive(data)
     assert isinstance(events[-1], epcap.ProtocolError), events
     assert match in str(events[-1])
-    assert session.state == "ended"
+    assert session.state is State.ENDED
     assert isinstance(session.receive(READY)[-1], epcap.ProtocolError)  # and it stays broken
     return events[:-1]
 
@@ -104,9 +108,9 @@ def test_frames_before_a_violation_are_kept() -> None:
 
 def test_the_maximum_frame_is_accepted() -> None:
     data = b"z" * (MAX_FRAME - 32)
-    body = msgpack.packb(["packets", 1, [0, len(data), data]], use_bin_type=True)
-    assert len(body) <= MAX_FRAME
-    values, error = FrameDecoder().feed(struct.pack(">I", len(body)) + body)
+    whole = frame(["packets", 1, [0, len(data), data]])
+    assert len(whole) - 4 <= MAX_FRAME  # the body, past the length prefix
+    values, error = FrameDecoder().feed(whole)
     assert error is None and values[0][2][2] == data
 
 

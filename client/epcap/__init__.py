@@ -27,10 +27,12 @@ from ._errors import (
     ProtocolError,
     SendError,
 )
+from ._merge import AsyncMerged, Merged, merge, merge_async
 from ._packet import Packet
 
 __all__ = [
     "AsyncCapture",
+    "AsyncMerged",
     "Capture",
     "CaptureError",
     "CaptureFileError",
@@ -38,6 +40,7 @@ __all__ = [
     "FilterError",
     "HelperExitedError",
     "HelperNotFoundError",
+    "Merged",
     "NoSuchDeviceError",
     "Packet",
     "PermissionDeniedError",
@@ -46,6 +49,8 @@ __all__ = [
     "ProtocolError",
     "SendError",
     "StartOptions",
+    "merge",
+    "merge_async",
     "start",
     "start_async",
 ]

@@ -1,173 +1,145 @@
-"""The asyncio shell: reads of the helper's stdout in the caller's loop.
+"""The asyncio shell: the driver's operations as coroutines.
 
-It never starts, replaces or blocks an event loop: the pipe is watched with
-``loop.add_reader``, and waiting for a helper to exit runs in the loop's
-default executor. Cleanup survives cancellation: a cancelled close hands the
-helper to the reaper thread, which reaps it anyway.
+It never starts, replaces or blocks an event loop: the pipes are watched
+with ``loop.add_reader``/``add_writer``, and waiting for a helper to exit
+runs in the loop's default executor. Several tasks may use one capture; a
+timeout or cancellation around any call leaves the capture usable (a
+cancelled close hands the helper to the reaper thread, which reaps it).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator, Callable, Generator, Mapping
+import contextlib
+from collections.abc import AsyncIterator, Generator, Mapping
 from types import TracebackType
 from typing import Any, Unpack
 
 from . import _core
 from ._core import CaptureBase, StartOptions
-from ._errors import EpcapError, ProtocolError
+from ._driver import Io, Op, Reap, T, Wait
 from ._options import Options
 from ._packet import Packet
 
 
-async def _readable(fd: int, timeout: float | None) -> bool:
-    """Wait until fd can be read; False if `timeout` passed first."""
-    loop = asyncio.get_running_loop()
-    ready: asyncio.Future[None] = loop.create_future()
-
-    def wake() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    loop.add_reader(fd, wake)
-    try:
-        await asyncio.wait_for(ready, timeout)
-    except TimeoutError:
-        return False
-    finally:
-        loop.remove_reader(fd)
-    return True
-
-
-async def _reap(capture: CaptureBase, timeout: float) -> None:
-    """Reap the helper in the executor; if cancelled, the thread finishes."""
-    loop = asyncio.get_running_loop()
-    await asyncio.shield(loop.run_in_executor(None, _core.reap, capture._proc, timeout))
-
-
 class AsyncCapture(CaptureBase):
     """One running capture in an asyncio program: ``async for`` packets,
-    ``batches()``, and the commands as coroutines. Use it with
-    ``async with``, or await :meth:`aclose`. Many can run in one loop, and
-    several tasks may use one capture: reads are serialised."""
+    ``batches()``, :meth:`next` with a timeout, and the commands as
+    coroutines. Use it with ``async with``, or await :meth:`aclose`. Many
+    can run in one loop, and several tasks may use one capture; :meth:`stop`
+    may also be called from another thread."""
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self._reading = asyncio.Lock()
-        stdout = self._proc.stdout
-        assert stdout is not None
-        self._fd = stdout.fileno()
-        os.set_blocking(self._fd, False)
+        self._loop = asyncio.get_running_loop()
+        self._wakers: set[asyncio.Future[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def _fill(
-        self, timeout: float | None = None, done: Callable[[], bool] | None = None
-    ) -> bool:
-        """Read once from the helper and queue what it completes; False if
-        ``timeout`` passed with nothing to read. Another task may have read
-        what this one waits for while it waited for the lock: then ``done``
-        says so and nothing is read."""
-        async with self._reading:
-            if done is not None and done():
-                return True
-            if not await _readable(self._fd, timeout):
-                return False
-            try:
-                data = self._read(self._fd)
-            except BlockingIOError:
-                return True  # another reader took it
-            if self._absorb(data):
-                await _reap(self, _core.STOP_TIMEOUT)
-                self._queue.append(self._exit_error())
-            return True
+    async def _drive(self, op: Op[T]) -> T:
+        """Run one driver operation to its result, doing what it needs."""
+        try:
+            need = next(op)
+            while True:
+                if type(need) is Io:
+                    await self._move(need)
+                elif type(need) is Wait:
+                    await self._sleep(need.deadline, self._loop.create_future())
+                elif type(need) is Reap:
+                    await self._reap(need)
+                else:  # NOTIFY or INTERRUPT: one loop serves both
+                    self._wake()
+                need = op.send(None)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        finally:
+            op.close()
+            self._wake()
+            self._orphan()
 
-    async def _await_ready(self) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + _core.START_TIMEOUT
-        while self._session.state == "setup":
-            if not await self._fill(deadline - loop.time()):
-                raise ProtocolError(f"no 'ready' from the helper in {_core.START_TIMEOUT:.0f} s")
-            error = self._setup_error()
-            if error is not None:
-                raise error
+    def _wake(self) -> None:
+        for waker in self._wakers:
+            if not waker.done():
+                waker.set_result(None)
 
-    async def _next_batch(self) -> list[Packet] | None:
-        while (item := self._take()) is _core._MORE:
-            await self._fill(done=lambda: bool(self._queue) or self._eof)
-        if item is None or isinstance(item, EpcapError):
-            await self._shutdown(_core.STOP_TIMEOUT)
-        if isinstance(item, EpcapError):
-            raise item
-        return item  # type: ignore[return-value]
+    async def _sleep(self, deadline: float | None, waker: asyncio.Future[None]) -> None:
+        self._wakers.add(waker)
+        try:
+            await asyncio.wait({waker}, timeout=self._driver.remaining(deadline))
+        finally:
+            self._wakers.discard(waker)
 
-    async def _packets(self) -> AsyncIterator[Packet]:
-        while (batch := await self._next_batch()) is not None:
-            for packet in batch:
-                yield packet
+    async def _move(self, io: Io) -> None:
+        self._begin(io)
+        loop, waker = self._loop, self._loop.create_future()
+        ready = [False]
+
+        def writable() -> None:
+            ready[0] = True
+            if not waker.done():
+                waker.set_result(None)
+
+        loop.add_reader(self._out, self._wake_one, waker)
+        if io.write is not None:
+            loop.add_writer(self._in, writable)
+        try:
+            await self._sleep(io.deadline, waker)
+        finally:
+            loop.remove_reader(self._out)
+            if io.write is not None:
+                loop.remove_writer(self._in)
+        self._end(io, writable=ready[0])
+
+    @staticmethod
+    def _wake_one(waker: asyncio.Future[None]) -> None:
+        if not waker.done():
+            waker.set_result(None)
+
+    async def _reap(self, need: Reap) -> None:
+        stderr = self._release()
+        # Shielded: if this task is cancelled, the executor's thread reaps.
+        await asyncio.shield(self._loop.run_in_executor(None, _core.reap, self._proc, need.timeout))
+        self._driver.reaped(self._proc.returncode, stderr)
 
     def __aiter__(self) -> AsyncIterator[Packet]:
-        return self._packets()
+        return _Packets(self)
 
     async def batches(self) -> AsyncIterator[list[Packet]]:
         """Iterate over the packets as lists, one per frame the helper sent."""
-        while (batch := await self._next_batch()) is not None:
+        while (batch := await self._drive(self._driver.next_batch())) is not None:
             yield batch
 
-    async def _command(self, command: str, *args: object) -> Any:
-        try:
-            self._write_command(command, args)
-        except BrokenPipeError:
-            await self._fill()  # the end of the stream says why
-        while not self._replies:
-            error = self._fatal_error()
-            if error is None and self._eof:
-                error = ProtocolError(f"the helper ended without answering {command!r}")
-            if error is not None:
-                await self._shutdown(_core.STOP_TIMEOUT)
-                raise error
-            await self._fill(done=lambda: bool(self._replies) or self._eof)
-        return self._answer(command)
+    async def next(self, timeout: float | None = None) -> Packet | None:
+        """As :meth:`epcap.Capture.next`."""
+        return await self._drive(self._driver.next_packet(timeout))
 
     async def stats(self) -> Mapping[str, int]:
         """As :meth:`epcap.Capture.stats`."""
-        if self._session.state == "ended" and self.final_stats is not None:
-            return self.final_stats
-        return self._check_stats(await self._command("stats"))
+        return await self._drive(self._driver.stats())
 
     async def set_filter(self, expression: str) -> None:
         """As :meth:`epcap.Capture.set_filter`."""
-        await self._command("filter", self._check_filter(expression))
+        await self._drive(self._driver.set_filter(expression))
 
     async def send(self, frame: bytes | bytearray | memoryview) -> int:
         """As :meth:`epcap.Capture.send`."""
-        sent = await self._command("send", self._check_frame(frame))
-        if not isinstance(sent, int):
-            raise ProtocolError("malformed send reply")
-        return sent
+        return await self._drive(self._driver.send(frame))
+
+    def stop(self) -> None:
+        """As :meth:`epcap.Capture.stop`: from a task, a callback, a signal
+        handler of the loop, or another thread."""
+        self._driver.ask_stop()
+        with contextlib.suppress(RuntimeError):  # a closed loop runs the capture no more
+            self._loop.call_soon_threadsafe(self._poke)
+
+    def _poke(self) -> None:
+        self._wake()  # a task moving bytes closes the input; else this one does
+        task = self._loop.create_task(self._drive(self._driver.poke()))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def aclose(self) -> None:
         """Stop the helper, discard what it still sends, and reap it."""
-        if not self._closed:
-            await self._shutdown(_core.STOP_TIMEOUT)
-
-    async def _shutdown(self, wait: float) -> None:
-        self._closed = True
-        self.stop()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        try:
-            while not self._eof and loop.time() < deadline:
-                await self._fill(deadline - loop.time())  # the eof frame brings final stats
-        except (EpcapError, OSError):
-            pass  # the helper's last words do not matter to a closing client
-        except BaseException:
-            self._close_pipes()  # cancelled: the reaper thread finishes the job
-            _core.orphans.put(self._proc)
-            raise
-        finally:
-            self._queue.clear()
-        self._close_pipes()
-        await _reap(self, max(deadline - loop.time(), 0.1))
+        await self._drive(self._driver.close())
 
     async def __aenter__(self) -> AsyncCapture:
         return self
@@ -181,6 +153,24 @@ class AsyncCapture(CaptureBase):
         await self.aclose()
 
 
+class _Packets:
+    """``async for`` over a capture: the position is the capture's, so a
+    timeout or cancellation around one ``__anext__`` loses nothing and the
+    next call goes on."""
+
+    def __init__(self, capture: AsyncCapture) -> None:
+        self._capture = capture
+
+    def __aiter__(self) -> _Packets:
+        return self
+
+    async def __anext__(self) -> Packet:
+        packet = await self._capture.next()
+        if packet is None:
+            raise StopAsyncIteration
+        return packet
+
+
 class _Starting:
     """What :func:`start_async` returns: await it, or ``async with`` it."""
 
@@ -191,9 +181,9 @@ class _Starting:
     async def _start(self) -> AsyncCapture:
         cap = AsyncCapture(_core.spawn(*self._args), *self._args)
         try:
-            await cap._await_ready()
+            await cap._drive(cap._driver.start())
         except BaseException:
-            await cap._shutdown(_core.STOP_TIMEOUT)
+            await cap.aclose()
             raise
         return cap
 

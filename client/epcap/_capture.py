@@ -1,87 +1,138 @@
-"""The synchronous shell: blocking reads of the helper's stdout."""
+"""The synchronous shell: any thread may use a capture.
+
+Each operation runs the driver's generator under one lock. The caller that
+the driver tells to move bytes polls the helper's pipes with the lock
+released; the others sleep on a condition until it is done. A wake-up pipe
+interrupts the poll when another thread has something to write or stops the
+capture, so that every call returns as soon as its answer is in.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
 import select
-import time
+import threading
 from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any, Unpack
 
 from . import _core
 from ._core import CaptureBase, StartOptions
-from ._errors import EpcapError, ProtocolError
+from ._driver import NOTIFY, Io, Op, Reap, T, Wait
 from ._packet import Packet
+
+
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 class Capture(CaptureBase):
     """One running capture: one helper process, one ``ready``, then packets.
 
     Iterate over it for :class:`~epcap.Packet` objects (or over
-    :meth:`batches` for lists); the iteration ends at the end of a file or
-    after :meth:`stop`, and raises the helper's error, if any, after the
-    packets captured before it. Use it as a context manager, or call
-    :meth:`close`: the helper is always stopped and reaped.
+    :meth:`batches` for lists, or call :meth:`next` with a timeout); the
+    iteration ends at the end of a file, after :meth:`stop` or :meth:`close`,
+    and raises the helper's error, if any, after the packets captured
+    before it. Use it as a context manager, or call :meth:`close`: the
+    helper is always stopped and reaped.
+
+    Any thread may call :meth:`stats`, :meth:`set_filter`, :meth:`send`,
+    :meth:`stop` and :meth:`close` while another iterates: each returns as
+    soon as its answer arrives (commands within 10 s, or TimeoutError), the
+    iterating thread keeps every packet in order, and :meth:`close` ends its
+    iteration. Threads that iterate the same capture share its packets.
     """
 
-    def _fill(self, timeout: float | None = None) -> bool:
-        """Read once from the helper and queue what it completes; False if
-        ``timeout`` passed with nothing to read."""
-        stdout = self._proc.stdout
-        assert stdout is not None
-        fd = stdout.fileno()
-        if timeout is not None and not select.select([fd], [], [], max(timeout, 0.0))[0]:
-            return False
-        if self._absorb(self._read(fd)):
-            _core.reap(self._proc, _core.STOP_TIMEOUT)
-            self._queue.append(self._exit_error())
-        return True
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._poll = select.poll()
+        self._poll.register(self._out, select.POLLIN)
+        self._poll.register(self._wake_r, select.POLLIN)
 
-    def _await_ready(self) -> None:
-        deadline = time.monotonic() + _core.START_TIMEOUT
-        while self._session.state == "setup":
-            if not self._fill(deadline - time.monotonic()):
-                raise ProtocolError(f"no 'ready' from the helper in {_core.START_TIMEOUT:.0f} s")
-            error = self._setup_error()
-            if error is not None:
-                raise error
+    def _drive(self, op: Op[T]) -> T:
+        with self._lock:
+            return self._run(op)
 
-    def _next_batch(self) -> list[Packet] | None:
-        while (item := self._take()) is _core._MORE:
-            self._fill()
-        if item is None or isinstance(item, EpcapError):
-            self._shutdown(_core.STOP_TIMEOUT)
-        if isinstance(item, EpcapError):
-            raise item
-        return item  # type: ignore[return-value]
+    def _run(self, op: Op[T]) -> T:
+        """Run one driver operation to its result, doing what it needs."""
+        try:
+            need = next(op)
+            while True:
+                if type(need) is Io:
+                    self._move(need)
+                elif type(need) is Wait:
+                    self._cond.wait(self._driver.remaining(need.deadline))
+                elif need is NOTIFY:
+                    self._cond.notify_all()
+                elif type(need) is Reap:
+                    self._reap(need)
+                else:  # INTERRUPT
+                    self._interrupt()
+                need = op.send(None)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        finally:
+            op.close()
+            self._cond.notify_all()
+            self._orphan()
+
+    def _interrupt(self) -> None:
+        """Wake the thread in poll(): a byte on the wake-up pipe."""
+        fd = self._wake_w
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.write(fd, b"!")
+
+    def _move(self, io: Io) -> None:
+        self._begin(io)
+        if io.write is not None:
+            self._poll.register(self._in, select.POLLOUT)
+        remaining = self._driver.remaining(io.deadline)
+        self._lock.release()
+        try:
+            events = self._poll.poll(None if remaining is None else math.ceil(remaining * 1000))
+        finally:
+            self._lock.acquire()
+        if io.write is not None:
+            self._poll.unregister(self._in)
+        if any(fd == self._wake_r for fd, _ in events):
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._wake_r, 4096)
+        self._end(io, writable=any(fd == self._in for fd, _ in events))
+
+    def _reap(self, need: Reap) -> None:
+        stderr = self._release()
+        self._lock.release()
+        try:
+            _core.reap(self._proc, need.timeout)
+        finally:
+            self._lock.acquire()
+        self._driver.reaped(self._proc.returncode, stderr)
+        fds, self._wake_w = (self._wake_r, self._wake_w), -1  # stop() writes no more
+        _close_fds(*fds)
 
     def __iter__(self) -> Iterator[Packet]:
-        next_batch = self._next_batch
-        while (batch := next_batch()) is not None:
-            yield from batch
+        next_batch = self._driver.next_batch
+        while (rest := self._drive(next_batch(hold=True))) is not None:
+            yield from rest
 
     def batches(self) -> Iterator[list[Packet]]:
         """Iterate over the packets as lists, one per frame the helper sent."""
-        next_batch = self._next_batch
-        while (batch := next_batch()) is not None:
+        while (batch := self._drive(self._driver.next_batch())) is not None:
             yield batch
 
-    def _command(self, command: str, *args: object) -> Any:
-        """Send one command and wait for its answer; packets that arrive
-        meanwhile stay queued for iteration. One thread at a time."""
-        try:
-            self._write_command(command, args)
-        except BrokenPipeError:
-            self._fill()  # the end of the stream says why
-        while not self._replies:
-            error = self._fatal_error()
-            if error is None and self._eof:
-                error = ProtocolError(f"the helper ended without answering {command!r}")
-            if error is not None:
-                self._shutdown(_core.STOP_TIMEOUT)
-                raise error
-            self._fill()
-        return self._answer(command)
+    def next(self, timeout: float | None = None) -> Packet | None:
+        """The next packet, None at the end of the capture; TimeoutError if
+        ``timeout`` seconds pass first (the capture goes on). It shares the
+        packets of an iteration in progress: none is lost or repeated."""
+        return self._drive(self._driver.next_packet(timeout))
 
     def stats(self) -> Mapping[str, int]:
         """The helper's counters now: ``packets`` it delivered and ``delayed``
@@ -89,9 +140,7 @@ class Capture(CaptureBase):
         ``received``, ``dropped`` (by the kernel) and ``if_dropped`` (by the
         interface), all 64-bit totals that survive libpcap's 32-bit wrap.
         Once the capture ended, its final statistics."""
-        if self._session.state == "ended" and self.final_stats is not None:
-            return self.final_stats
-        return self._check_stats(self._command("stats"))
+        return self._drive(self._driver.stats())
 
     def set_filter(self, expression: str) -> None:
         """Replace the BPF filter of the running capture. Returns once the
@@ -100,34 +149,29 @@ class Capture(CaptureBase):
         FilterError and the old filter stays in force. Host, port and
         protocol names do not resolve inside the helper's chroot: use
         numbers, or give names to ``start(filter=...)``."""
-        self._command("filter", self._check_filter(expression))
+        self._drive(self._driver.set_filter(expression))
 
     def send(self, frame: bytes | bytearray | memoryview) -> int:
         """Send one raw link-layer frame on the interface (needs
         ``inject=True``); return the bytes sent. A frame the interface refuses
         raises SendError and the capture goes on."""
-        sent = self._command("send", self._check_frame(frame))
-        if not isinstance(sent, int):
-            raise ProtocolError("malformed send reply")
-        return sent
+        return self._drive(self._driver.send(frame))
+
+    def stop(self) -> None:
+        """Ask the helper to stop. Iteration then ends after the packets
+        already captured. Safe to call from any thread or a signal handler."""
+        self._driver.ask_stop()
+        self._interrupt()  # the thread moving bytes closes the input
+        if self._lock.acquire(blocking=False):  # nobody is: close it now
+            try:
+                self._run(self._driver.poke())
+            finally:
+                self._lock.release()
 
     def close(self) -> None:
-        """Stop the helper, discard what it still sends, and reap it."""
-        if not self._closed:
-            self._shutdown(_core.STOP_TIMEOUT)
-
-    def _shutdown(self, wait: float) -> None:
-        self._closed = True
-        self.stop()
-        deadline = time.monotonic() + wait
-        try:
-            while not self._eof and time.monotonic() < deadline:
-                self._fill(deadline - time.monotonic())  # the eof frame brings final stats
-        except (EpcapError, OSError):
-            pass  # the helper's last words do not matter to a closing client
-        self._queue.clear()
-        self._close_pipes()
-        _core.reap(self._proc, max(deadline - time.monotonic(), 0.1))
+        """Stop the helper, discard what it still sends, and reap it, within
+        about 2 s (then it is killed); an iteration in another thread ends."""
+        self._drive(self._driver.close())
 
     def __enter__(self) -> Capture:
         return self
@@ -147,14 +191,14 @@ def start(**options: Unpack[StartOptions]) -> Capture:
     Live on ``interface``, or from a pcap/pcapng ``file``; every option is
     described in :class:`~epcap.StartOptions`. Raises TypeError/ValueError
     for bad options before spawning anything, and an
-    :class:`~epcap.EpcapError` subclass if the helper cannot start; no
-    process is left behind in either case.
+    :class:`~epcap.EpcapError` subclass if the helper cannot start (within
+    30 s); no process is left behind in either case.
     """
     validated, prefix, helper = _core.prepare(options)
     cap = Capture(_core.spawn(validated, prefix, helper), validated, prefix, helper)
     try:
-        cap._await_ready()
+        cap._drive(cap._driver.start())
     except BaseException:
-        cap._shutdown(_core.STOP_TIMEOUT)
+        cap.close()
         raise
     return cap

@@ -1,39 +1,32 @@
-"""What the sync and asyncio shells share: starting a helper, reaping it,
-and turning what it says into queued packets, replies and errors.
+"""What the sync and asyncio shells share: starting a helper, moving its
+bytes once a shell has waited, reaping it.
 
-The shells differ only in how they wait for bytes. Everything about what
-the bytes mean is decided by :class:`~epcap._protocol.Session`; everything
-about what the capture does with them (queue a batch, keep a reply, note
-the statistics) is decided here, once. Ending a helper always goes the same
-way: close its stdin (the stop request), read what it still sends within a
+What the bytes mean is decided by :class:`~epcap._protocol.Session`; what
+the capture does (queue, answer, end, every deadline) by
+:class:`~epcap._driver.Driver`. Ending a helper always goes the same way:
+close its stdin (the stop request), read what it still sends within a
 bound, close the pipes, wait, then terminate, then kill, and reap.
 """
 
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 import queue
-import signal
 import subprocess
 import threading
 import warnings
-from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import IO, Any, TypedDict
 
-from ._errors import EpcapError, HelperExitedError, HelperNotFoundError, ProtocolError
-from ._launch import exec_prefix, find_helper, sudo_refusal
+from ._driver import STOP_TIMEOUT, Driver, Io, Phase
+from ._errors import HelperNotFoundError
+from ._launch import exec_prefix, find_helper
 from ._options import MAX_SNAPLEN, Options
-from ._packet import Packet
-from ._protocol import End, Ready, Refused, Reply, Session, Stats, encode
 
 READ_SIZE = 1 << 20
 """Bytes asked for per read of the helper's stdout."""
-START_TIMEOUT = 30.0
-"""Seconds to wait for the ``ready`` frame."""
-STOP_TIMEOUT = 2.0
-"""Seconds a closing helper gets to send its ``eof`` and exit, before signals."""
 
 
 class StartOptions(TypedDict, total=False):
@@ -109,19 +102,6 @@ def spawn(options: Options, prefix: list[str], helper: str) -> subprocess.Popen[
         raise HelperNotFoundError(f"cannot run {what!r}: {exc.strerror}") from None
 
 
-def describe_exit(returncode: int | None) -> str:
-    """'exited with status 1', 'was killed by SIGKILL', 'did not exit'."""
-    if returncode is None:
-        return "did not exit"
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        return f"was killed by {name}"
-    return f"exited with status {returncode}"
-
-
 def read_stderr(pipe: IO[bytes] | None) -> str:
     """What the helper (or sudo) wrote on stderr, without ever blocking."""
     if pipe is None or pipe.closed:
@@ -178,158 +158,92 @@ def _start_reaper() -> None:
             _reaper.start()
 
 
-_MORE = object()
-"""What :meth:`CaptureBase._take` returns when only a read can tell."""
-
-
 class CaptureBase:
-    """The state of one capture, whichever shell reads it."""
+    """One capture, whichever shell moves its bytes: the helper process,
+    its :class:`~epcap._driver.Driver`, and what every shell does the same
+    way once it has waited (write, read, close the input, release the pipes)."""
 
     def __init__(
         self, proc: subprocess.Popen[bytes], options: Options, prefix: list[str], helper: str
     ) -> None:
         self._proc = proc
         self._options = options
-        self._prefix = prefix
-        self._helper = helper
-        self._session = Session(file_mode=not options.live)
-        self._queue: deque[list[Packet] | EpcapError] = deque()
-        self._replies: deque[Reply | Refused] = deque()
-        self._eof = False  # the helper's stdout is at its end
-        self._closed = False
-        self.settings: Mapping[str, Any] = {}
-        """What the helper reported in effect in its ``ready`` frame."""
-        self.final_stats: Mapping[str, int] | None = None
-        """The statistics of the ``eof`` frame, once the capture ended."""
-        self.last_stats: Mapping[str, int] | None = None
-        """The latest periodic statistics (``stats_interval``), or None."""
+        self._driver = Driver(file_mode=not options.live, prefix=prefix, helper=helper, owner=self)
+        assert proc.stdin is not None and proc.stdout is not None
+        self._in, self._out = proc.stdin.fileno(), proc.stdout.fileno()
+        os.set_blocking(self._in, False)
+        os.set_blocking(self._out, False)
         self._rbuf = memoryview(bytearray(READ_SIZE))  # reused: the decoder copies out
 
-    def _read(self, fd: int) -> memoryview:
-        """One read of the helper's stdout into the reused buffer."""
-        return self._rbuf[: os.readv(fd, [self._rbuf])]
+    def _begin(self, io: Io) -> None:
+        """Before waiting for an :class:`Io`: close the input if asked."""
+        if io.close_input:
+            with contextlib.suppress(OSError):
+                self._proc.stdin.close()  # type: ignore[union-attr]
+            self._driver.input_closed()
 
-    def _absorb(self, data: bytes | memoryview) -> bool:
-        """Take bytes read from the helper (b"" at the end of its stdout).
-        True when the stream ended without an ``eof`` or ``error``: the shell
-        then reaps the helper and queues :meth:`_exit_error`."""
-        if not data:
-            self._eof = True
-            return not self._session.end_of_stream()
-        for event in self._session.receive(data):
-            if isinstance(event, list):
-                self._queue.append(event)
-            elif isinstance(event, (Reply, Refused)):
-                self._replies.append(event)
-            elif isinstance(event, Stats):
-                self.last_stats = event.stats
-            elif isinstance(event, End):
-                self.final_stats = event.stats
-            elif isinstance(event, Ready):
-                self.settings = event.settings
-            else:
-                self._queue.append(event)
-        return False
-
-    def _exit_error(self) -> EpcapError:
-        """Why the stream ended without ``eof`` or ``error`` (after reaping)."""
-        stderr = read_stderr(self._proc.stderr)
-        code = self._proc.returncode
-        refusal = sudo_refusal(self._prefix, self._helper, stderr)
-        if self._session.state == "setup" and refusal is not None:
-            return refusal
-        where = "before 'ready'" if self._session.state == "setup" else "during the capture"
-        detail = f": {stderr}" if stderr else ""
-        return HelperExitedError(
-            f"the helper {describe_exit(code)} {where}{detail}", returncode=code, stderr=stderr
-        )
-
-    def _setup_error(self) -> EpcapError | None:
-        """The error that ended the set-up, if one is queued first."""
-        head = self._queue[0] if self._queue else None
-        if isinstance(head, EpcapError):
-            self._queue.popleft()
-            return head
-        return None
-
-    def _take(self) -> object:
-        """The next queued batch or error; None at the end; _MORE to read."""
-        if self._queue:
-            return self._queue.popleft()
-        if self._closed:
-            raise ValueError("I/O operation on a closed capture")
-        return None if self._eof else _MORE
-
-    def _write_command(self, command: str, args: tuple[object, ...]) -> None:
-        stdin = self._proc.stdin
-        if self._closed or stdin is None or stdin.closed:
-            raise ValueError("the capture is closed or stopping")
-        if self._session.state == "ended":
-            raise ValueError("the capture has ended")
-        stdin.write(encode(command, *args))
-
-    def _fatal_error(self) -> EpcapError | None:
-        """An error that arrived while waiting for a reply: it ends the capture."""
-        last = self._queue[-1] if self._queue else None
-        if isinstance(last, EpcapError):
-            self._queue.pop()
-            return last
-        return None
-
-    def _answer(self, command: str) -> Any:
-        answer = self._replies.popleft()
-        if answer.command != command:
-            raise ProtocolError(f"expected the answer to {command!r}, got {answer.command!r}")
-        if isinstance(answer, Refused):
-            raise answer.error
-        return answer.value
-
-    @staticmethod
-    def _check_stats(value: Any) -> Mapping[str, int]:
-        if not isinstance(value, dict):
-            raise ProtocolError("malformed stats reply")
-        return value
-
-    @staticmethod
-    def _check_filter(expression: object) -> str:
-        if not isinstance(expression, str):
-            raise TypeError(f"expression must be a string, not {type(expression).__name__}")
+    def _end(self, io: Io, writable: bool) -> None:
+        """After waiting: write what the driver gave, read what came."""
+        driver = self._driver
+        if io.write is not None and writable:
+            try:
+                driver.wrote(os.write(self._in, io.write))
+            except BlockingIOError:
+                pass
+            except OSError:  # EPIPE: the helper is gone, its stdout says why
+                driver.input_broken()
         try:
-            expression.encode()
-        except UnicodeEncodeError as exc:
-            raise ValueError(f"expression cannot be encoded as UTF-8: {exc.reason}") from None
-        return expression
+            count = os.readv(self._out, [self._rbuf])
+        except BlockingIOError:
+            return
+        driver.received(self._rbuf[:count])
 
-    @staticmethod
-    def _check_frame(frame: object) -> bytes:
-        if not isinstance(frame, (bytes, bytearray, memoryview)):
-            raise TypeError(f"frame must be bytes, not {type(frame).__name__}")
-        if not frame:
-            raise ValueError("frame must not be empty")
-        return bytes(frame)
-
-    def _close_pipes(self) -> None:
+    def _release(self) -> str:
+        """Close the pipes (after taking stderr) before the reap."""
+        stderr = read_stderr(self._proc.stderr)
         for pipe in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
             if pipe is not None:
                 with contextlib.suppress(OSError):
                     pipe.close()
+        return stderr
 
-    def stop(self) -> None:
-        """Ask the helper to stop. Iteration then ends after the packets
-        already captured. Safe to call from another thread or a signal handler."""
-        stdin = self._proc.stdin
-        if stdin is not None and not stdin.closed:
-            with contextlib.suppress(OSError):
-                stdin.close()
+    def _orphan(self) -> None:
+        """An operation was abandoned mid-close: the reaper thread finishes."""
+        if self._driver.orphaned():
+            self._release()
+            orphans.put(self._proc)
+            self._driver.reaped(None, "")
 
     def __del__(self) -> None:
         proc = getattr(self, "_proc", None)
-        if proc is None or getattr(self, "_closed", True) or proc.returncode is not None:
+        driver = getattr(self, "_driver", None)
+        if proc is None or driver is None or driver.phase is Phase.CLOSED:
+            return
+        if proc.returncode is not None:
             return
         warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
-        self._closed = True
-        self._close_pipes()
+        self._release()
         orphans.put(proc)  # it sees EOF (or EPIPE) and exits; a finalizer never blocks
+
+    @property
+    def settings(self) -> Mapping[str, Any]:
+        """What the helper reported in effect in its ``ready`` frame."""
+        return self._driver.settings
+
+    @property
+    def final_stats(self) -> Mapping[str, int] | None:
+        """The statistics of the ``eof`` frame, once the capture ended."""
+        return self._driver.final_stats
+
+    @property
+    def last_stats(self) -> Mapping[str, int] | None:
+        """The latest periodic statistics (``stats_interval``), or None."""
+        return self._driver.last_stats
+
+    @property
+    def phase(self) -> Phase:
+        """Where the capture is: starting, running, stopping, ended, closed."""
+        return self._driver.phase
 
     @property
     def pid(self) -> int:
@@ -347,17 +261,22 @@ class CaptureBase:
         return int(self.settings.get("snaplen", MAX_SNAPLEN))
 
     @property
+    def interface(self) -> str | None:
+        """The interface captured (None for a file)."""
+        value = self.settings.get("interface")
+        return value if isinstance(value, str) else None
+
+    @property
     def pending(self) -> int:
         """Packets received from the helper and not yet iterated over: after
         ``set_filter`` returns, these are the last that may predate it."""
-        return sum(len(item) for item in self._queue if isinstance(item, list))
+        return self._driver.pending + operator.length_hint(self._driver.rest)
 
     @property
     def closed(self) -> bool:
-        """True once the capture was closed, or ended and was reaped."""
-        return self._closed
+        """True once the capture was closed."""
+        return self._driver.phase is Phase.CLOSED
 
     def __repr__(self) -> str:
         source = self._options.file or self._options.interface or "default interface"
-        state = "closed" if self._closed else "open"
-        return f"<epcap.{type(self).__name__} {source!r} {state}>"
+        return f"<epcap.{type(self).__name__} {source!r} {self._driver.phase.value}>"

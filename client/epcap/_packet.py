@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as _dt
-from typing import TYPE_CHECKING, NamedTuple
+import functools
+import weakref
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from .decode import Decoded
@@ -24,6 +26,24 @@ class Packet(NamedTuple):
     time: int
     length: int
     data: bytes
+
+    @property
+    def interface(self) -> str | None:
+        """The interface captured (``"eth0"``), the name a pcapng file gives
+        the packet's interface when the helper knows it, or None."""
+        return None
+
+    @property
+    def interface_id(self) -> int:
+        """The index of the packet's interface block in a pcapng file; 0
+        for a live capture or a classic pcap file."""
+        return 0
+
+    @property
+    def capture(self) -> Any:
+        """The :class:`~epcap.Capture` or :class:`~epcap.AsyncCapture` that
+        delivered the packet while it exists, else None (after pickling, say)."""
+        return None
 
     @property
     def caplen(self) -> int:
@@ -50,3 +70,37 @@ class Packet(NamedTuple):
         from .decode import decode
 
         return decode(self)
+
+
+def _reduce(packet: Packet) -> tuple[Any, ...]:
+    return (_restore, (packet.interface, packet.interface_id, tuple(packet)))
+
+
+def _restore(interface: str | None, interface_id: int, fields: tuple[Any, ...]) -> Packet:
+    return _tagged(interface, interface_id)._make(fields)
+
+
+@functools.lru_cache(maxsize=256)
+def _tagged(interface: str | None, interface_id: int) -> type[Packet]:
+    """What unpickling makes: the place, without the (unpicklable) capture."""
+    return packet_type(interface, interface_id)
+
+
+def packet_type(
+    interface: str | None, interface_id: int = 0, capture: object = None
+) -> type[Packet]:
+    """A subclass of :class:`Packet` whose instances came from ``interface``
+    (interface block ``interface_id`` of a pcapng file) of ``capture`` (held
+    weakly): the class says it, so each packet costs what a Packet costs."""
+    namespace: dict[str, Any] = {
+        "__slots__": (),
+        "__module__": __name__,
+        "__qualname__": "Packet",
+        "__reduce__": _reduce,
+        "interface": interface,
+        "interface_id": interface_id,
+    }
+    if capture is not None:
+        ref = weakref.ref(capture)
+        namespace["capture"] = property(lambda self: ref(), doc=Packet.capture.__doc__)
+    return type("Packet", (Packet,), namespace)

@@ -8,8 +8,9 @@ move bytes between a pipe and these.
 
 from __future__ import annotations
 
+import enum
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from itertools import repeat
@@ -27,7 +28,6 @@ MAX_FRAME = 1 << 20
 
 _PREFIX = struct.Struct(">I")
 _NS = 1_000_000_000
-_new_packet = partial(tuple.__new__, Packet)
 
 
 @dataclass(frozen=True)
@@ -145,11 +145,15 @@ def _wide_time(value: Any) -> int:
     raise ProtocolError(f"malformed packets frame: bad time {value!r:.40}")
 
 
-def _batch(message: tuple[Any, ...]) -> list[Packet]:
+def _batch(message: tuple[Any, ...], packet_type: Callable[[int], type[Packet]]) -> list[Packet]:
     """[time, length, data, ...] into Packets, with no Python code per packet:
-    the types are checked a column at a time, then C builds the tuples."""
-    if len(message) != 3 or type(message[1]) is not int or type(message[2]) is not tuple:
+    the types are checked a column at a time, then C builds the tuples. A
+    4th element is the pcapng interface id of the whole frame (0 if absent)."""
+    if len(message) not in (3, 4) or type(message[1]) is not int or type(message[2]) is not tuple:
         raise ProtocolError("malformed packets frame")
+    ifid = message[3] if len(message) == 4 else 0
+    if type(ifid) is not int or ifid < 0:
+        raise ProtocolError("malformed packets frame: bad interface id")
     dlt, items = message[1], message[2]
     if len(items) % 3:
         raise ProtocolError("malformed packets frame: not (time, length, data) triples")
@@ -158,7 +162,8 @@ def _batch(message: tuple[Any, ...]) -> list[Packet]:
         raise ProtocolError("malformed packets frame: a length or data field has the wrong type")
     if set(map(type, times)) - {int}:
         times = tuple(t if type(t) is int else _wide_time(t) for t in times)
-    return list(map(_new_packet, zip(repeat(dlt), times, items[1::3], items[2::3])))
+    new = partial(tuple.__new__, packet_type(ifid))
+    return list(map(new, zip(repeat(dlt), times, items[1::3], items[2::3])))
 
 
 def _map(message: tuple[Any, ...], tag: str) -> Mapping[str, Any]:
@@ -167,18 +172,35 @@ def _map(message: tuple[Any, ...], tag: str) -> Mapping[str, Any]:
     return message[1]
 
 
+class State(enum.Enum):
+    """Where a helper's stream is: before ``ready``, capturing, or over."""
+
+    SETUP = "setup"
+    RUNNING = "running"
+    ENDED = "ended"
+
+
 class Session:
     """The client's view of one helper: SETUP, then RUNNING, then ENDED.
 
     In SETUP only ``ready`` or ``error`` may come; in RUNNING ``packets``,
     ``stats``, ``eof`` or ``error``; after ``eof`` or ``error`` nothing.
-    ``file_mode`` tells how to classify a failed read.
+    ``file_mode`` tells how to classify a failed read. ``packet_type(ifid)``
+    gives the class of the packets of pcapng interface ``ifid`` (0 for a
+    live capture or a classic pcap file): :class:`Packet` or a subclass
+    that knows its interface.
     """
 
-    def __init__(self, *, file_mode: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        file_mode: bool = False,
+        packet_type: Callable[[int], type[Packet]] | None = None,
+    ) -> None:
         self._decoder = FrameDecoder()
         self._file_mode = file_mode
-        self.state = "setup"
+        self.packet_type: Callable[[int], type[Packet]] = packet_type or (lambda ifid: Packet)
+        self.state = State.SETUP
         self.settings: Mapping[str, Any] = {}
 
     def receive(self, data: bytes | memoryview) -> list[Event]:
@@ -193,25 +215,25 @@ class Session:
         except ProtocolError as exc:
             error = exc
         if error is not None:
-            self.state = "ended"
+            self.state = State.ENDED
             events.append(error)
         return events
 
     def end_of_stream(self) -> bool:
         """The helper's stdout closed; True if that was after a proper end
         (not before ``eof`` or ``error``, nor inside a frame)."""
-        return self.state == "ended" and not self._decoder.buffered
+        return self.state is State.ENDED and not self._decoder.buffered
 
     def _event(self, message: Any) -> Event:
         if not isinstance(message, tuple) or not message or not isinstance(message[0], str):
             raise ProtocolError("message is not an array led by a string tag")
         tag = message[0]
-        if self.state == "ended":
+        if self.state is State.ENDED:
             raise ProtocolError(f"{tag!r} frame after the end of the capture")
         if tag == "error":
-            self.state = "ended"
+            self.state = State.ENDED
             return error_from_report(_map(message, tag), file_mode=self._file_mode)
-        if self.state == "setup":
+        if self.state is State.SETUP:
             if tag != "ready":
                 raise ProtocolError(f"expected 'ready', got {tag!r}")
             settings = _map(message, tag)
@@ -221,10 +243,10 @@ class Session:
                     f"this client speaks {VERSION}: install the helper of this epcap "
                     "(as root: `epcap-admin install`)"
                 )
-            self.state, self.settings = "running", settings
+            self.state, self.settings = State.RUNNING, settings
             return Ready(settings)
         if tag == "packets":
-            return _batch(message)
+            return _batch(message, self.packet_type)
         if tag == "stats":
             return Stats(_map(message, tag))
         if tag in ("reply", "refused"):
@@ -236,6 +258,6 @@ class Session:
             error = error_from_report(report, file_mode=self._file_mode)
             return Refused(message[1], error)
         if tag == "eof":
-            self.state = "ended"
+            self.state = State.ENDED
             return End(_map(message, tag))
         raise ProtocolError(f"unknown message {tag!r}")

@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import json
 import os
-import queue
 import signal
 import socket
 import sys
@@ -34,7 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from . import Capture, EpcapError, Packet, PermissionDeniedError, start
+from . import Capture, EpcapError, Merged, Packet, PermissionDeniedError, merge, start
 from .savefile import PcapngWriter, PcapWriter
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "sample.pcap"
@@ -43,8 +42,6 @@ SAMPLE = Path(__file__).resolve().parent / "data" / "sample.pcap"
 DEMO_PACKETS = 10
 STATUS_EVERY = 0.5
 """Seconds between updates of the live status line."""
-QUEUE_BATCHES = 8
-"""Batches read ahead of the display; beyond them the helpers wait."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -271,18 +268,18 @@ class _Status:
 
 
 class _Captures:
-    """The running captures, from the moment they are open to their close: a
-    reader thread each, feeding a bounded queue (so a slow consumer makes
-    the helpers wait and the kernel count its drops, instead of this
-    process growing), and SIGINT and SIGTERM, which stop the helpers.  The
-    first signal sets :attr:`signalled`; a second abandons the packets
-    still on their way.  Leaving stops the helpers, ends the readers, closes
-    the captures and only then restores the signal handlers."""
+    """The running captures, from the moment they are open to their close:
+    one stream in time order (:func:`epcap.merge`, whose bounded queue makes
+    the helpers wait for a slow consumer, so that the kernel counts its
+    drops instead of this process growing), and SIGINT and SIGTERM, which
+    stop the helpers.  The first signal sets :attr:`signalled`; a second
+    abandons the packets still on their way.  Leaving closes the captures
+    and only then restores the signal handlers."""
 
     def __init__(self, caps: list[Capture]) -> None:
         self._caps = caps
-        self._queue: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=QUEUE_BATCHES)
-        self._threads: list[threading.Thread] = []
+        self._index = {id(cap): i for i, cap in enumerate(caps)}
+        self._merged: Merged | None = None
         self._saved: dict[int, Any] = {}
         self._abandoned = False
         self.signalled = False
@@ -290,10 +287,7 @@ class _Captures:
     def __enter__(self) -> _Captures:
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._saved[sig] = signal.signal(sig, self._signal)
-        for index, cap in enumerate(self._caps):
-            thread = threading.Thread(target=self._read, args=(index, cap), daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self._merged = merge(*self._caps)
         return self
 
     def _signal(self, signum: int, frame: FrameType | None) -> None:
@@ -307,54 +301,31 @@ class _Captures:
         for cap in self._caps:
             cap.stop()
 
-    def _put(self, item: tuple[int, Any]) -> bool:
-        while not self._abandoned:
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _read(self, index: int, cap: Capture) -> None:
-        try:
-            for batch in cap.batches():
-                if not self._put((index, batch)):
-                    return
-        except Exception as exc:  # reported by the main thread
-            self._put((index, exc))
-        self._put((index, _DONE))
-
-    def items(self, tick: Callable[[], None]) -> Iterator[tuple[int, Any]]:
-        """``(capture index, batch or exception)`` as they come, until every
+    def items(self, tick: Callable[[], None]) -> Iterator[tuple[int, Packet | EpcapError]]:
+        """``(capture index, packet or error)`` in time order, until every
         capture has ended or a second signal; ``tick`` runs after each and
         when idle."""
-        running = len(self._threads)
-        while running and not self._abandoned:
+        assert self._merged is not None
+        while not self._abandoned:
             try:
-                index, item = self._queue.get(timeout=STATUS_EVERY / 2)
-            except queue.Empty:
+                pkt = self._merged.next(timeout=STATUS_EVERY / 2)
+            except TimeoutError:
                 tick()
                 continue
-            if item is _DONE:
-                running -= 1
-            else:
-                yield index, item
-                tick()
+            except EpcapError as exc:  # one capture failed; the others go on
+                yield -1, exc
+                continue
+            if pkt is None:
+                return
+            yield self._index[id(pkt.capture)], pkt
+            tick()
 
     def __exit__(self, *exc: object) -> None:
-        self._abandoned = True  # the readers stop at their next batch
-        self.stop()
-        deadline = time.monotonic() + 5
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        for cap in self._caps:
-            cap.close()
+        self._abandoned = True
+        if self._merged is not None:
+            self._merged.close()
         for sig, handler in self._saved.items():
             signal.signal(sig, handler)
-
-
-_DONE = object()
 
 
 def _open(args: argparse.Namespace) -> list[tuple[str, Capture]]:
@@ -448,25 +419,23 @@ def _run(args: argparse.Namespace) -> int:
             running.stop()
         tick = (lambda: status.tick(captured)) if status else (lambda: None)
         for index, item in running.items(tick):
-            if isinstance(item, BaseException):
+            if isinstance(item, EpcapError):
                 failure = failure or item
                 continue
-            if args.count is not None:
-                item = item[: args.count - captured]
+            if args.count is not None and captured >= args.count:
+                continue  # stopping: what the helpers still send is not wanted
             if display and not running.signalled:
                 if status:
                     status.before_output()
-                for pkt in item:
-                    display.show(index, pkt)
+                display.show(index, item)
                 out.flush()
             if writer is not None:
-                for pkt in item:
-                    try:
-                        writer.write(pkt, index)
-                    except ValueError:  # a time stamp the file cannot hold
-                        unsaved += 1
+                try:
+                    writer.write(item, index)
+                except ValueError:  # a time stamp the file cannot hold
+                    unsaved += 1
                 writer.flush()
-            captured += len(item)
+            captured += 1
             if args.count is not None and captured >= args.count:
                 running.stop()
     if unsaved:
