@@ -106,9 +106,14 @@ def udp_port() -> Iterator[int]:
         sock.close()
 
 
+def start(**options: object) -> epcap.Capture:
+    """epcap.start(**options) with the source tree's helper."""
+    return epcap.start(progname=HELPER, **options)  # type: ignore[arg-type]
+
+
 def start_file(path: Path | str, **options: object) -> epcap.Capture:
     """epcap.start(file=...) with the source tree's helper."""
-    return epcap.start(file=path, progname=HELPER, **options)  # type: ignore[arg-type]
+    return start(file=path, **options)
 
 
 @pytest.fixture(scope="session")

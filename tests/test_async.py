@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import epcap
 
 import pcapfiles as pf
 from conftest import HELPER, helper_pids, start_file, zombie_children
+from helpers import send_udp
 
 
 def many_records(n: int) -> list[tuple[int, int, bytes]]:
@@ -148,9 +148,7 @@ def test_commands_are_coroutines_and_tasks_can_share_a_capture(udp_port: int) ->
 
             reader = asyncio.create_task(consume())
             await asyncio.sleep(0.1)
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
-                for i in range(10):
-                    tx.sendto(b"%d" % i, ("127.0.0.1", udp_port))
+            send_udp("127.0.0.1", udp_port, [b"%d" % i for i in range(10)])
             await asyncio.sleep(0.2)
             stats = dict(await cap.stats())  # while another task is reading
             with pytest.raises(epcap.FilterError):

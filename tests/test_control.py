@@ -21,7 +21,8 @@ import pytest
 
 import epcap
 
-from conftest import HELPER, helper_pids, proc_status, zombie_children
+from conftest import HELPER, helper_pids, proc_status, start, zombie_children
+from helpers import send_udp
 
 pytestmark = pytest.mark.root
 
@@ -69,23 +70,11 @@ def pairs() -> Iterator[list[Pair]]:
             subprocess.run(["ip", "netns", "del", p.ns], capture_output=True)
 
 
-def start(**options: object) -> epcap.Capture:
-    return epcap.start(progname=HELPER, **options)  # type: ignore[arg-type]
-
-
 def collect(cap: epcap.Capture, out: list[epcap.Packet]) -> threading.Thread:
     """Read a capture in a thread until it is stopped."""
     thread = threading.Thread(target=lambda: out.extend(cap), daemon=True)
     thread.start()
     return thread
-
-
-def send_udp(dst: str, port: int, payloads: list[bytes], sport: int = 0) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
-        if sport:
-            tx.bind(("", sport))
-        for payload in payloads:
-            tx.sendto(payload, (dst, port))
 
 
 def test_inject_100_frames_byte_for_byte(pairs: list[Pair]) -> None:
@@ -138,11 +127,10 @@ def test_runtime_filter_switch(udp_port: int) -> None:
         stop = threading.Event()
 
         def traffic() -> None:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
-                while not stop.is_set():
-                    tx.sendto(b"A", ("127.0.0.1", a))
-                    tx.sendto(b"B", ("127.0.0.1", b))
-                    time.sleep(0.002)
+            while not stop.is_set():
+                send_udp("127.0.0.1", a, [b"A"])
+                send_udp("127.0.0.1", b, [b"B"])
+                time.sleep(0.002)
 
         with start(interface="lo", filter=f"udp port {a}") as cap:
             sender = threading.Thread(target=traffic, daemon=True)

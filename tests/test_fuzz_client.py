@@ -9,14 +9,12 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-import msgpack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import epcap
 from epcap._protocol import (
     MAX_FRAME,
-    VERSION,
     End,
     Event,
     Ready,
@@ -26,14 +24,10 @@ from epcap._protocol import (
     Stats,
 )
 
+from helpers import READY, frame
+
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ALLOWED = (Ready, list, Stats, Reply, Refused, End, epcap.EpcapError)
-READY = ["ready", {"version": VERSION, "pid": 1, "datalink": 1, "snaplen": 65535}]
-
-
-def frame(value: Any) -> bytes:
-    body = msgpack.packb(value, use_bin_type=True)
-    return struct.pack(">I", len(body)) + body
 
 
 def feed(session: Session, stream: bytes, cuts: list[int]) -> list[Event]:
@@ -85,7 +79,7 @@ def expected(dlt: int, pkts: list[tuple[Any, int, bytes]]) -> list[epcap.Packet]
 def test_valid_streams_split_anywhere_give_exactly_the_packets(
     dlt: int, batches: list[list[tuple[Any, int, bytes]]], cuts: list[int]
 ) -> None:
-    stream = frame(READY) + b"".join(packets_frame(dlt, b) for b in batches)
+    stream = READY + b"".join(packets_frame(dlt, b) for b in batches)
     stream += frame(["stats", {"packets": 1}]) + frame(["eof", {"packets": 1}])
     session = Session()
     events = feed(session, stream, cuts)
@@ -100,7 +94,7 @@ def test_valid_streams_split_anywhere_give_exactly_the_packets(
 def test_a_truncated_stream_gives_the_whole_frames_before_the_cut(
     batches: list[list[tuple[Any, int, bytes]]], data: st.DataObject
 ) -> None:
-    frames = [frame(READY)] + [packets_frame(1, b) for b in batches]
+    frames = [READY] + [packets_frame(1, b) for b in batches]
     stream = b"".join(frames)
     cut = data.draw(st.integers(0, len(stream) - 1))
     session = Session()
@@ -123,7 +117,7 @@ def test_a_truncated_stream_gives_the_whole_frames_before_the_cut(
 )
 def test_out_of_range_lengths_fail_without_waiting_for_the_body(length: int, junk: bytes) -> None:
     session = Session()
-    events = session.receive(frame(READY) + struct.pack(">I", length) + junk)
+    events = session.receive(READY + struct.pack(">I", length) + junk)
     assert isinstance(events[0], Ready)
     assert isinstance(events[-1], epcap.ProtocolError) and "out of range" in str(events[-1])
     assert session._decoder.buffered == 0
@@ -151,7 +145,7 @@ def test_wrong_msgpack_types_are_protocol_errors_and_nothing_else(
     first: str, first_args: list[Any], tag: str, args: list[Any]
 ) -> None:
     # A frame of any shape in SETUP, and after a good ready in RUNNING.
-    for stream in (frame([first, *first_args]), frame(READY) + frame([tag, *args])):
+    for stream in (frame([first, *first_args]), READY + frame([tag, *args])):
         for file_mode in (False, True):
             events = Session(file_mode=file_mode).receive(stream)
             well_formed(events)
@@ -165,18 +159,18 @@ def test_wrong_msgpack_types_are_protocol_errors_and_nothing_else(
     report=st.dictionaries(st.sampled_from(["op", "code", "errno", "message", "x"]), msgpack_values)
 )
 def test_any_error_report_maps_to_an_epcap_error(report: dict[str, Any]) -> None:
-    for state in (frame(["error", report]), frame(READY) + frame(["error", report])):
+    for state in (frame(["error", report]), READY + frame(["error", report])):
         events = Session().receive(state)
         assert isinstance(events[-1], epcap.EpcapError)
         str(events[-1])
-    refused = Session().receive(frame(READY) + frame(["refused", "filter", report]))
+    refused = Session().receive(READY + frame(["refused", "filter", report]))
     well_formed(refused)
 
 
 @FUZZ
 @given(data=st.binary(max_size=4096), cuts=cut_points, valid_start=st.booleans())
 def test_arbitrary_bytes_in_any_pieces(data: bytes, cuts: list[int], valid_start: bool) -> None:
-    stream = (frame(READY) if valid_start else b"") + data
+    stream = (READY if valid_start else b"") + data
     whole = Session().receive(stream)
     pieces = feed(Session(), stream, cuts)
     well_formed(whole)
@@ -189,9 +183,8 @@ def test_arbitrary_bytes_in_any_pieces(data: bytes, cuts: list[int], valid_start
 
 def test_the_buffer_holds_at_most_one_frame() -> None:
     session = Session()
-    session.receive(frame(READY))
-    body = msgpack.packb(["packets", 1, [0, 1, b"z" * (MAX_FRAME - 64)]], use_bin_type=True)
-    stream = struct.pack(">I", len(body)) + body
+    session.receive(READY)
+    stream = frame(["packets", 1, [0, 1, b"z" * (MAX_FRAME - 64)]])
     for i in range(0, len(stream) - 1, 65536):
         assert session.receive(stream[i : min(i + 65536, len(stream) - 1)]) == []
         assert session._decoder.buffered <= len(stream)

@@ -12,13 +12,9 @@ import msgpack
 import pytest
 
 from conftest import HELPER
+from helpers import frame
 
 pytestmark = pytest.mark.root
-
-
-def frame(value: Any) -> bytes:
-    body = msgpack.packb(value, use_bin_type=True)
-    return struct.pack(">I", len(body)) + body
 
 
 class Raw:

@@ -16,7 +16,8 @@ import pytest
 
 import epcap
 
-from conftest import HELPER, helper_pids, proc_status, zombie_children
+from conftest import HELPER, helper_pids, proc_status, start, zombie_children
+from helpers import send_udp
 
 pytestmark = pytest.mark.root
 
@@ -24,9 +25,8 @@ UDP_OVERHEAD = 14 + 20 + 8  # Ethernet (lo's DLT_EN10MB), IPv4, UDP
 
 
 def live(port: int, **options: object) -> epcap.Capture:
-    return epcap.start(  # type: ignore[arg-type]
-        interface="lo", filter=f"udp and port {port}", progname=HELPER, **options
-    )
+    """A capture on lo of the UDP datagrams to or from `port`."""
+    return start(interface="lo", filter=f"udp and port {port}", **options)
 
 
 @contextmanager
@@ -53,14 +53,13 @@ def take(cap: epcap.Capture, count: int, seconds: float = 10.0) -> list[epcap.Pa
 def test_1000_datagrams_exactly(udp_port: int) -> None:
     port = udp_port
     payloads = [struct.pack(">I", i) + os.urandom(i % 700) for i in range(1000)]
-    with live(port) as cap, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+    with live(port) as cap:
         got: list[epcap.Packet] = []
         reader = threading.Thread(target=lambda: got.extend(take(cap, 1000)))
         reader.start()  # read while sending, as a capture is meant to be used
-        for i, payload in enumerate(payloads):
-            tx.sendto(payload, ("127.0.0.1", port))
-            if i % 20 == 19:
-                time.sleep(0.002)
+        for i in range(0, len(payloads), 20):
+            send_udp("127.0.0.1", port, payloads[i : i + 20])
+            time.sleep(0.002)
         reader.join()
         # Nothing beyond the 1000 arrives: stop, and what is left must be empty.
         cap.stop()
@@ -81,20 +80,15 @@ def test_stop_and_set_filter_keep_what_was_sent_just_before(udp_port: int, timeo
     # The kernel hands libpcap a block of packets only when it retires the
     # block, up to two timeouts after it opened: a stop or a filter switch
     # right after a burst must wait for it (the soak found both losing it).
-    with (
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx,
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other,
-    ):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
         other.bind(("127.0.0.1", 0))  # no ICMP port unreachable for the B datagrams
         a, b = udp_port, other.getsockname()[1]
         want = sorted([b"A%d" % i for i in range(50)] + [b"B%d" % i for i in range(30)])
         for _ in range(5):
             with live(a, timeout=timeout) as cap:
-                for i in range(50):
-                    tx.sendto(b"A%d" % i, ("127.0.0.1", a))
+                send_udp("127.0.0.1", a, [b"A%d" % i for i in range(50)])
                 cap.set_filter(f"udp and port {b}")
-                for i in range(30):
-                    tx.sendto(b"B%d" % i, ("127.0.0.1", b))
+                send_udp("127.0.0.1", b, [b"B%d" % i for i in range(30)])
                 cap.stop()
                 got = [p.data[UDP_OVERHEAD:] for p in cap]
             assert sorted(got) == want
@@ -104,8 +98,8 @@ def test_stop_and_set_filter_keep_what_was_sent_just_before(udp_port: int, timeo
 def test_a_60000_byte_datagram_arrives_whole(udp_port: int) -> None:
     port = udp_port
     payload = os.urandom(60000)
-    with live(port) as cap, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
-        tx.sendto(payload, ("127.0.0.1", port))
+    with live(port) as cap:
+        send_udp("127.0.0.1", port, [payload])
         (pkt,) = take(cap, 1)
     assert pkt.length == pkt.caplen == UDP_OVERHEAD + 60000
     assert pkt.data[UDP_OVERHEAD:] == payload
@@ -119,9 +113,9 @@ def test_the_timeout_asked_for_is_in_effect(udp_port: int, timeout: int | str | 
 
 def test_snaplen_cuts_but_keeps_the_wire_length(udp_port: int) -> None:
     port = udp_port
-    with live(port, snaplen=64) as cap, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+    with live(port, snaplen=64) as cap:
         assert cap.snaplen == 64
-        tx.sendto(b"z" * 1000, ("127.0.0.1", port))
+        send_udp("127.0.0.1", port, [b"z" * 1000])
         (pkt,) = take(cap, 1)
     assert (pkt.caplen, pkt.length) == (64, UDP_OVERHEAD + 1000)
 
@@ -184,7 +178,7 @@ def test_setup_errors_are_specific_fast_and_clean(
 ) -> None:
     t0 = time.monotonic()
     with pytest.raises(exc, match=match):
-        epcap.start(progname=HELPER, **options)  # type: ignore[arg-type]
+        start(**options)
     assert time.monotonic() - t0 < 2
 
 
@@ -194,7 +188,7 @@ def test_a_writable_chroot_is_refused(tmp_path: Path) -> None:
     root.mkdir(mode=0o777)
     root.chmod(0o777)
     with pytest.raises(epcap.PrivilegeDropError, match="writable by no one else"):
-        epcap.start(interface="lo", chroot=root, progname=HELPER)
+        start(interface="lo", chroot=root)
 
 
 def test_user_and_group_options(udp_port: int) -> None:

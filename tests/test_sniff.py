@@ -9,7 +9,6 @@ import pty
 import re
 import select
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from epcap.sniff import SAMPLE, _parser, main
 
 import pcapfiles as pf
 from conftest import HELPER, helper_pids, proc_status, zombie_children
+from helpers import send_udp
 
 VENV_BIN = Path(sys.executable).parent
 SNIFF = str(VENV_BIN / "epcap-sniff")
@@ -289,11 +289,9 @@ class Sniff:
 
 
 def send(port: int, n: int, tag: str = "sniff") -> list[bytes]:
+    """Send `n` numbered datagrams to `port` on 127.0.0.1; return their payloads."""
     payloads = [f"{tag} {i:03d}".encode() for i in range(n)]
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
-        for p in payloads:
-            tx.sendto(p, ("127.0.0.1", port))
-            time.sleep(0.002)
+    send_udp("127.0.0.1", port, payloads, gap=0.002)
     return payloads
 
 
@@ -386,10 +384,8 @@ def test_a_signal_during_a_flood_stops_at_once(udp_port: int, tmp_path: Path) ->
     stop = threading.Event()
 
     def flood() -> None:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
-            while not stop.is_set():
-                for _ in range(100):
-                    tx.sendto(b"f" * 100, ("127.0.0.1", udp_port))
+        while not stop.is_set():
+            send_udp("127.0.0.1", udp_port, [b"f" * 100] * 100)
 
     def drain() -> None:
         assert sniff.proc.stdout is not None

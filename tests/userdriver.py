@@ -18,6 +18,8 @@ from typing import Any
 
 import epcap
 
+from helpers import send_udp
+
 
 def emit(**fields: Any) -> None:
     print(json.dumps(fields), flush=True)
@@ -48,9 +50,7 @@ def main() -> None:
         if count:
             timer = threading.Timer(10, cap.stop)
             timer.start()
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
-                for i in range(count):
-                    tx.sendto(b"epcap %d" % i, ("127.0.0.1", port))
+            send_udp("127.0.0.1", port, [b"epcap %d" % i for i in range(count)])
             for pkt in cap:
                 got.append(pkt.data[42:].decode())
                 if len(got) == count:
