@@ -86,6 +86,19 @@ static void default_interface(epcapd_t *st)
     pcap_freealldevs(devs);
 }
 
+/* -D: every device libpcap finds that the policy lets the invoker open,
+ * as one interfaces frame (frame.c). */
+void capture_list_devices(epcapd_t *st)
+{
+    char errbuf[PCAP_ERRBUF_SIZE] = "";
+    pcap_if_t *devs = NULL;
+
+    if (pcap_findalldevs(&devs, errbuf) != 0)
+        die("pcap_findalldevs", 0, PCAP_ERROR, "%s", errbuf);
+    frame_interfaces(devs, st->guarded ? policy_interface_ok : NULL);
+    pcap_freealldevs(devs);
+}
+
 /* Fail with libpcap's status name and its message (or its status text). */
 static void die_pcap(epcapd_t *st, const char *op, int rc)
 {

@@ -1,6 +1,6 @@
 /*
- * epcapd.c: main reads as the order of operations (DESIGN.md, "The helper's
- * life"): take stock of the invoker, validate, open with the least privilege
+ * epcapd.c: main reads as the order of operations (docs/ARCHITECTURE.md,
+ * "The helper"): take stock of the invoker, validate, open with the least privilege
  * that opening needs, filter, give everything up, sandbox, ready, loop.
  */
 #include <errno.h>
@@ -61,6 +61,17 @@ static void open_file(epcapd_t *st)
     set_filter(st);
 }
 
+/*
+ * -D: the devices, found with no privilege at all (as a file is read: as
+ * the invoker, or, for root, as the target user), then exit.
+ */
+static void list_devices(epcapd_t *st)
+{
+    privdrop_become(st, &st->target, 0);
+    privdrop_finish(st);
+    capture_list_devices(st);
+}
+
 int main(int argc, char *argv[])
 {
     static epcapd_t st;
@@ -77,6 +88,10 @@ int main(int argc, char *argv[])
 
     options_parse(&st, argc, argv);
     policy_apply(&st);
+    if (st.list) {
+        list_devices(&st);
+        return 0;
+    }
     if (st.file != NULL)
         open_file(&st);
     else

@@ -89,6 +89,7 @@ typedef struct {
     int cpus_set;               /* -a given */
     cpu_set_t cpus;             /* -a: CPU affinity */
     int stats_interval;         /* -S: ms between stats frames, 0 = none */
+    int list;                   /* -D: list the devices instead of capturing */
 
     /* who asked (invoker.c) and what they may ask (policy.c) */
     cred_t invoker;             /* real ids, or the caller sudo/pkexec/doas names */
@@ -153,6 +154,7 @@ void privdrop_finish(epcapd_t *st);
 void capture_open_live(epcapd_t *st);
 void capture_open_file(epcapd_t *st);
 void capture_read_file(epcapd_t *st);
+void capture_list_devices(epcapd_t *st);
 const char *capture_set_filter(epcapd_t *st, const char *expr, const char **op);
 int capture_stats(epcapd_t *st);
 void capture_warn(epcapd_t *st, const char *fmt, ...)
@@ -194,6 +196,7 @@ void die(const char *op, int errnum, int pcap_code, const char *fmt, ...)
 /* frame.c: the messages, helper -> client */
 void frame_init(epcapd_t *st);
 void frame_ready(epcapd_t *st);
+void frame_interfaces(pcap_if_t *devs, int (*allowed)(const char *name));
 void frame_packet(epcapd_t *st, const struct pcap_pkthdr *h,
                   const u_char *data);
 void frame_flush(epcapd_t *st);

@@ -8,7 +8,10 @@
  * frame_flush() sends the body behind a ["packets", dlt, array(3n)] head,
  * in one frame.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <linux/if_packet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -156,6 +159,97 @@ void frame_ready(epcapd_t *st)
     for (i = 0; i < st->nwarnings; i++)
         wire_pack_str(pk, st->warnings[i]);
     testhook_pack_ready(pk);
+    wire_send(&m, NULL);
+}
+
+/* An address as text: inet_ntop, or the link-layer bytes in hex. */
+static void pack_address(msgpack_packer *pk, const struct sockaddr *sa)
+{
+    char text[INET6_ADDRSTRLEN + 1] = "";
+    const struct sockaddr_ll *ll = (const struct sockaddr_ll *)(const void *)sa;
+    char *at;
+    size_t i, n;
+
+    if (sa == NULL) {
+        msgpack_pack_nil(pk);
+        return;
+    }
+    if (sa->sa_family == AF_INET)
+        (void)inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+                        text, sizeof(text));
+    else if (sa->sa_family == AF_INET6)
+        (void)inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+                        text, sizeof(text));
+    else {
+        n = ll->sll_halen < sizeof(ll->sll_addr) ? ll->sll_halen : sizeof(ll->sll_addr);
+        for (i = 0, at = text; i < n; i++)
+            at += snprintf(at, (size_t)(text + sizeof(text) - at), "%s%02x", i ? ":" : "",
+                           ll->sll_addr[i]);
+    }
+    wire_pack_str(pk, text);
+}
+
+static const char *family_name(const struct sockaddr *sa)
+{
+    if (sa == NULL)
+        return NULL;
+    switch (sa->sa_family) {
+    case AF_INET: return "inet";
+    case AF_INET6: return "inet6";
+    case AF_PACKET: return "packet";
+    default: return NULL;
+    }
+}
+
+/* ["interfaces", {version, devices: [{name, description, flags, addresses}]}],
+ * the devices for which allowed() holds (all when it is NULL). */
+void frame_interfaces(pcap_if_t *devs, int (*allowed)(const char *name))
+{
+    message_t m;
+    msgpack_packer *pk;
+    pcap_if_t *dev;
+    pcap_addr_t *a;
+    size_t ndevs = 0, naddrs;
+
+    for (dev = devs; dev != NULL; dev = dev->next)
+        ndevs += allowed == NULL || allowed(dev->name);
+    pk = wire_open(&m, 2, "interfaces");
+    msgpack_pack_map(pk, 2);
+    wire_pack_str(pk, "version");
+    msgpack_pack_int(pk, EPCAPD_PROTOCOL_VERSION);
+    wire_pack_str(pk, "devices");
+    msgpack_pack_array(pk, ndevs);
+    for (dev = devs; dev != NULL; dev = dev->next) {
+        if (allowed != NULL && !allowed(dev->name))
+            continue;
+        msgpack_pack_map(pk, 4);
+        wire_pack_str(pk, "name");
+        wire_pack_str(pk, dev->name);
+        wire_pack_str(pk, "description");
+        wire_pack_str(pk, dev->description);
+        wire_pack_str(pk, "flags");
+        msgpack_pack_uint32(pk, dev->flags);
+        wire_pack_str(pk, "addresses");
+        naddrs = 0;
+        for (a = dev->addresses; a != NULL; a = a->next)
+            naddrs += family_name(a->addr) != NULL;
+        msgpack_pack_array(pk, naddrs);
+        for (a = dev->addresses; a != NULL; a = a->next) {
+            if (family_name(a->addr) == NULL)
+                continue;
+            msgpack_pack_map(pk, 5);
+            wire_pack_str(pk, "family");
+            wire_pack_str(pk, family_name(a->addr));
+            wire_pack_str(pk, "addr");
+            pack_address(pk, a->addr);
+            wire_pack_str(pk, "netmask");
+            pack_address(pk, family_name(a->netmask) ? a->netmask : NULL);
+            wire_pack_str(pk, "broadaddr");
+            pack_address(pk, family_name(a->broadaddr) ? a->broadaddr : NULL);
+            wire_pack_str(pk, "dstaddr");
+            pack_address(pk, family_name(a->dstaddr) ? a->dstaddr : NULL);
+        }
+    }
     wire_send(&m, NULL);
 }
 

@@ -7,7 +7,7 @@
 
 #include "epcapd.h"
 
-#define OPTSTRING "+:i:r:s:pt:B:Q:IP:d:u:g:jC:a:S:"
+#define OPTSTRING "+:Di:r:s:pt:B:Q:IP:d:u:g:jC:a:S:"
 
 static int parse_int(const char *flag, const char *s, long min, long max)
 {
@@ -95,7 +95,7 @@ static void parse_cpus(epcapd_t *st, const char *s)
 
 void options_parse(epcapd_t *st, int argc, char *argv[])
 {
-    int ch;
+    int ch, others = 0;
 
     st->cluster_id = -1;
     st->fanout_group = -1;
@@ -107,7 +107,9 @@ void options_parse(epcapd_t *st, int argc, char *argv[])
 
     opterr = 0;
     while ((ch = getopt(argc, argv, OPTSTRING)) != -1) {
+        others += ch != 'D';
         switch (ch) {
+        case 'D': st->list = 1; break;
         case 'i': st->interface = parse_name("-i", optarg); break;
         case 'r': st->file = parse_name("-r", optarg); break;
         case 's': st->snaplen = parse_int("-s", optarg, 1, EPCAPD_MAX_SNAPLEN); break;
@@ -135,6 +137,8 @@ void options_parse(epcapd_t *st, int argc, char *argv[])
     if (argc - optind == 1 && argv[optind][0] != '\0')
         st->filter = argv[optind];
 
+    if (st->list && (others > 0 || st->filter != NULL))
+        die("option", 0, 0, "-D lists the devices: it takes no other option or filter");
     if (st->interface != NULL && st->file != NULL)
         die("option", 0, 0, "-i and -r are mutually exclusive");
     if (st->file != NULL && (st->promisc || st->monitor || st->buffer ||

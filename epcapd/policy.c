@@ -316,13 +316,13 @@ void policy_apply(epcapd_t *st)
     }
     if (st->guarded)
         check_request(st);
-    /* Without privilege, or reading a file for someone other than root,
-     * the helper is its invoker and stays so. */
-    if (!st->privileged || (st->file != NULL && st->invoker.uid != 0)) {
+    /* Without privilege, or reading a file or listing the devices for
+     * someone other than root, the helper is its invoker and stays so. */
+    if (!st->privileged || ((st->file != NULL || st->list) && st->invoker.uid != 0)) {
         st->target = st->invoker;
         return;
     }
     resolve_target(st);
-    if (st->file == NULL)
+    if (st->file == NULL && !st->list)
         resolve_root(st);
 }

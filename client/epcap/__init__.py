@@ -27,10 +27,12 @@ from ._errors import (
     ProtocolError,
     SendError,
 )
+from ._interfaces import Address, Interface, interfaces, interfaces_async
 from ._merge import AsyncMerged, Merged, merge, merge_async
 from ._packet import Packet
 
 __all__ = [
+    "Address",
     "AsyncCapture",
     "AsyncMerged",
     "Capture",
@@ -40,6 +42,7 @@ __all__ = [
     "FilterError",
     "HelperExitedError",
     "HelperNotFoundError",
+    "Interface",
     "Merged",
     "NoSuchDeviceError",
     "Packet",
@@ -49,6 +52,8 @@ __all__ = [
     "ProtocolError",
     "SendError",
     "StartOptions",
+    "interfaces",
+    "interfaces_async",
     "merge",
     "merge_async",
     "start",

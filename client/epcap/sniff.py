@@ -3,7 +3,8 @@
     epcap-sniff -i eth0 'tcp port 80'             # a report per packet
     epcap-sniff -i eth0 --line -c 20              # one line each, as tcpdump
     epcap-sniff -r trace.pcapng --json | jq .     # JSON lines
-    epcap-sniff -i eth0 -i eth1 -w both.pcapng    # save, written by this process
+    epcap-sniff -i eth0 -i eth1 -w both.pcapng    # save, in time order, written by this process
+    epcap-sniff -D                                # the interfaces you may capture on
     python -m epcap.sniff --demo
 
 ``--demo`` is what ``make sniff`` runs: a live capture on ``lo`` with a
@@ -33,7 +34,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from . import Capture, EpcapError, Merged, Packet, PermissionDeniedError, merge, start
+from . import (
+    Capture,
+    EpcapError,
+    Merged,
+    Packet,
+    PermissionDeniedError,
+    interfaces,
+    merge,
+    start,
+)
 from .savefile import PcapngWriter, PcapWriter
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "sample.pcap"
@@ -63,6 +73,12 @@ def _parser() -> argparse.ArgumentParser:
         help="capture live on IFACE ('any' for all); repeat for several interfaces",
     )
     src.add_argument("-r", "--read", metavar="FILE", help="read packets from a pcap/pcapng file")
+    src.add_argument(
+        "-D",
+        "--list-interfaces",
+        action="store_true",
+        help="list the interfaces this installation lets you capture on, as tcpdump -D",
+    )
     src.add_argument(
         "--demo",
         action="store_true",
@@ -163,6 +179,8 @@ def _check(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         p.error("-r and -i are exclusive")
     if args.demo and (args.read or args.interface):
         p.error("--demo takes neither -r nor -i")
+    if args.list_interfaces and (args.read or args.interface or args.demo):
+        p.error("-D takes neither -r, -i nor --demo")
     if args.count is not None and args.count < 0:
         p.error("-c must be 0 or more")
     if args.snapshot_length == 0:
@@ -490,12 +508,20 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _list_interfaces() -> int:
+    for number, interface in enumerate(interfaces(), 1):
+        print(f"{number}.{interface.describe()}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run epcap-sniff; return its exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
     _check(parser, args)
     try:
+        if args.list_interfaces:
+            return _list_interfaces()
         return _demo(args) if args.demo else _run(args)
     except ModuleNotFoundError as exc:
         if exc.name != "dpkt":
