@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "epcapd.h"
@@ -58,12 +59,19 @@ void capture_read_file(epcapd_t *st)
     FILE *fp = fdopen(st->file_fd, "rb");
     if (fp == NULL)
         die("fdopen", errno, 0, "%s: %s", st->file, strerror(errno));
+    /* Fewer, larger reads; and ftell() (pcapng_interface) asks the kernel
+     * for the position once per buffer, not once per 4 KiB. */
+    (void)setvbuf(fp, NULL, _IOFBF, 1 << 18);
     st->pcap = pcap_fopen_offline_with_tstamp_precision(fp, (u_int)st->precision,
                                                         errbuf);
     if (st->pcap == NULL)
         die("pcap_fopen_offline", 0, PCAP_ERROR, "%s: %s", st->file, errbuf);
     st->netmask = PCAP_NETMASK_UNKNOWN;
     st->datalink = pcap_datalink(st->pcap);
+    /* pcapng (version 1.0; a pcap file is 2.4): libpcap read the section
+     * header and the first interface block */
+    st->ng_pos = pcap_major_version(st->pcap) == 1 ? ftell(fp) : -1;
+    st->ng_interfaces = 1;
     st->precision = pcap_get_tstamp_precision(st->pcap);
 }
 
@@ -214,9 +222,66 @@ int capture_stats(epcapd_t *st)
     return 0;
 }
 
+static uint32_t ng32(epcapd_t *st, const unsigned char *b)
+{
+    uint32_t v;
+
+    memcpy(&v, b, sizeof(v));
+    return pcap_is_swapped(st->pcap) ? __builtin_bswap32(v) : v;
+}
+
+/*
+ * The interface block of a pcapng packet, which libpcap 1.10 does not say:
+ * the blocks libpcap consumed for it lie between the file positions before
+ * and after it. One packet block without options is the common case, and
+ * while a section has one interface it needs no read at all; otherwise the
+ * 8-byte block headers are read (pread: libpcap's position stays) to count
+ * the interface blocks, then the packet block's interface field. Anything
+ * inconsistent is interface 0.
+ */
+static uint32_t pcapng_interface(epcapd_t *st, const struct pcap_pkthdr *h)
+{
+    FILE *fp = pcap_file(st->pcap);
+    long at = st->ng_pos, after = ftell(fp);
+    unsigned char b[12];
+    uint32_t type, len;
+
+    st->ng_pos = after;
+    if (at < 0 || after <= at)
+        return 0;
+    if (after - at != 32 + (long)((h->caplen + 3) & ~3u)) {
+        for (;;) {
+            if (pread(fileno(fp), b, 8, at) != 8)
+                return 0;
+            type = ng32(st, b);
+            len = ng32(st, b + 4);
+            if (len < 12 || len % 4 != 0 || (long)len > after - at)
+                return 0;
+            if (at + (long)len == after)
+                break; /* the packet's own block */
+            if (type == 0x0A0D0D0A)
+                st->ng_interfaces = 0; /* a new section numbers them anew */
+            else if (type == 1)
+                st->ng_interfaces++;
+            at += (long)len;
+        }
+    }
+    if (st->ng_interfaces <= 1 || pread(fileno(fp), b, 12, at) != 12)
+        return 0;
+    type = ng32(st, b);
+    if (type == 6) /* enhanced packet block: a 32-bit interface id */
+        return ng32(st, b + 8);
+    if (type == 2) /* obsolete packet block: 16 bits */
+        return pcap_is_swapped(st->pcap) ? (uint32_t)(b[8] << 8 | b[9])
+                                         : (uint32_t)(b[9] << 8 | b[8]);
+    return 0; /* a simple packet block: the first interface */
+}
+
 static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *data)
 {
-    frame_packet((epcapd_t *)user, h, data);
+    epcapd_t *st = (epcapd_t *)user;
+
+    frame_packet(st, h, data, st->ng_pos >= 0 ? pcapng_interface(st, h) : 0);
 }
 
 /*

@@ -26,7 +26,7 @@
 #include <pcap/pcap.h>
 
 #ifndef EPCAPD_PROTOCOL_VERSION /* make PROTOCOL_VERSION=N: a test build that speaks another */
-#define EPCAPD_PROTOCOL_VERSION 1
+#define EPCAPD_PROTOCOL_VERSION 2
 #endif
 #define EPCAPD_MAX_FRAME (1024 * 1024)  /* both directions, PROTOCOL.md */
 #define EPCAPD_BATCH_BYTES (256 * 1024) /* flush a batch at this size */
@@ -125,6 +125,9 @@ typedef struct {
     msgpack_sbuffer batch;      /* packed packets, without the header */
     msgpack_packer batch_pk;    /* packs into batch */
     uint32_t batch_count;       /* packets in batch */
+    uint32_t batch_interface;   /* pcapng interface of the batch's packets */
+    long ng_pos;                /* pcapng: file position after the last packet, else -1 */
+    int ng_interfaces;          /* pcapng: interface blocks seen in this section */
     uint64_t delivered;         /* packets written to stdout so far */
 } epcapd_t;
 
@@ -197,8 +200,8 @@ void die(const char *op, int errnum, int pcap_code, const char *fmt, ...)
 void frame_init(epcapd_t *st);
 void frame_ready(epcapd_t *st);
 void frame_interfaces(pcap_if_t *devs, int (*allowed)(const char *name));
-void frame_packet(epcapd_t *st, const struct pcap_pkthdr *h,
-                  const u_char *data);
+void frame_packet(epcapd_t *st, const struct pcap_pkthdr *h, const u_char *data,
+                  uint32_t interface);
 void frame_flush(epcapd_t *st);
 void frame_stats(epcapd_t *st, const char *tag, const char *reply, int live);
 void frame_reply(const char *command, long long value);

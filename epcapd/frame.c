@@ -37,7 +37,8 @@ void frame_init(epcapd_t *st)
  * frame can carry (files of some link types hold larger packets); its wire
  * length stays. A packet that would overflow the batch's frame flushes it first.
  */
-void frame_packet(epcapd_t *st, const struct pcap_pkthdr *h, const u_char *data)
+void frame_packet(epcapd_t *st, const struct pcap_pkthdr *h, const u_char *data,
+                  uint32_t interface)
 {
     msgpack_packer *pk = &st->batch_pk;
     int64_t sec = (int64_t)h->ts.tv_sec;
@@ -55,8 +56,9 @@ void frame_packet(epcapd_t *st, const struct pcap_pkthdr *h, const u_char *data)
         caplen = (uint32_t)st->snaplen;
     if (caplen > EPCAPD_MAX_CAPLEN)
         caplen = EPCAPD_MAX_CAPLEN;
-    if (st->batch.size + caplen + 64 > EPCAPD_MAX_FRAME - 64)
+    if (st->batch.size + caplen + 64 > EPCAPD_MAX_FRAME - 64 || interface != st->batch_interface)
         frame_flush(st);
+    st->batch_interface = interface;
 
     if (sec >= 0 && (uint64_t)sec <= (UINT64_MAX - frac) / 1000000000) {
         msgpack_pack_uint64(pk, (uint64_t)sec * 1000000000 + frac);
@@ -81,9 +83,11 @@ void frame_flush(epcapd_t *st)
 
     if (st->batch_count == 0)
         return;
-    pk = wire_open(&m, 3, "packets");
+    pk = wire_open(&m, st->batch_interface != 0 ? 4 : 3, "packets");
     msgpack_pack_int(pk, st->datalink);
     msgpack_pack_array(pk, (size_t)st->batch_count * 3);
+    if (st->batch_interface != 0) /* the 4th element follows the packets */
+        msgpack_pack_uint32(&st->batch_pk, st->batch_interface);
     wire_send(&m, &st->batch);
 
     st->delivered += st->batch_count;

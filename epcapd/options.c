@@ -100,6 +100,7 @@ void options_parse(epcapd_t *st, int argc, char *argv[])
     st->cluster_id = -1;
     st->fanout_group = -1;
     st->file_fd = -1;
+    st->ng_pos = -1;
 
     st->timeout = EPCAPD_DEFAULT_TIMEOUT;
     st->direction = PCAP_D_INOUT;

@@ -166,6 +166,8 @@ void sandbox_enter(epcapd_t *st)
     /* stdin commands and file reads, stdout frames, the poll loop */
     ALLOW(read);
     ALLOW(readv);
+    if (st->file != NULL)
+        ALLOW(pread64); /* a pcapng packet's interface block (capture.c) */
     allow_output(ctx);
     ALLOW(poll);
     ALLOW(ppoll);

@@ -16,6 +16,7 @@ import pytest
 
 import epcap
 from epcap._interfaces import parse_listing
+from epcap._protocol import VERSION
 
 from conftest import HELPER
 from helpers import frame
@@ -103,7 +104,7 @@ def test_bad_listings_are_protocol_errors() -> None:
     with pytest.raises(epcap.ProtocolError, match="protocol version"):
         parse_listing(frame(["interfaces", {"version": 99, "devices": []}]))
     with pytest.raises(epcap.ProtocolError, match="malformed"):
-        parse_listing(frame(["interfaces", {"version": 1, "devices": [{"name": 3}]}]))
+        parse_listing(frame(["interfaces", {"version": VERSION, "devices": [{"name": 3}]}]))
     with pytest.raises(epcap.ProtocolError, match="one frame"):
         parse_listing(b"")
     with pytest.raises(epcap.ProtocolError):

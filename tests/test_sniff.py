@@ -21,7 +21,7 @@ import pytest
 from epcap.sniff import SAMPLE, _parser, main
 
 import pcapfiles as pf
-from conftest import HELPER, helper_pids, proc_status, zombie_children
+from conftest import HELPER, helper_pids, proc_status, start_file, zombie_children
 from helpers import send_udp
 
 VENV_BIN = Path(sys.executable).parent
@@ -456,6 +456,15 @@ def test_two_interfaces_into_one_pcapng(udp_port: int, tmp_path: Path) -> None:
     dlt, records = pf.libpcap_read(out)
     assert dlt == 1
     assert sorted(data[42:] for _, _, data in records) == sorted(payloads * 2)
+    with start_file(out) as cap:
+        back = list(cap)
+    times = [pkt.time for pkt in back]
+    assert times == sorted(times), "not in time order"
+    for ifid in (0, 1):  # each capture's packets, under its own interface block
+        assert sorted(p.data[42:] for p in back if p.interface_id == ifid) == sorted(payloads)
+    tcpdump = subprocess.run(["tcpdump", "-nr", str(out)], capture_output=True, text=True)
+    assert tcpdump.returncode == 0, tcpdump.stderr
+    assert len(tcpdump.stdout.splitlines()) == 20
 
 
 @pytest.mark.root

@@ -21,7 +21,7 @@ import msgpack
 from ._errors import CaptureError, EpcapError, ProtocolError, error_from_report
 from ._packet import Packet
 
-VERSION = 1
+VERSION = 2
 """The protocol version this client speaks."""
 MAX_FRAME = 1 << 20
 """The largest frame body either side may send, in bytes."""
