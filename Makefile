@@ -26,7 +26,7 @@ VPY       := $(VENV)/bin/python
 
 # Debian packages the build needs, and those the tests need on top.
 SYSTEM_PACKAGES := gcc make pkg-config libpcap-dev libmsgpack-dev libseccomp-dev
-TEST_PACKAGES   := sudo libcap2-bin iproute2 tcpdump
+TEST_PACKAGES   := sudo libcap2-bin iproute2 tcpdump strace
 BENCH_PACKAGES  := tcpdump tcpreplay
 # clang, with its sanitizer and libFuzzer runtimes (a Recommends of clang).
 CLANG_PACKAGES  := clang libclang-rt-dev

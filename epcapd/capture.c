@@ -1,6 +1,7 @@
 /* capture.c: open the capture (file or live), set the filter, read packets. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -59,9 +60,15 @@ void capture_read_file(epcapd_t *st)
     FILE *fp = fdopen(st->file_fd, "rb");
     if (fp == NULL)
         die("fdopen", errno, 0, "%s: %s", st->file, strerror(errno));
-    /* Fewer, larger reads; and ftell() (pcapng_interface) asks the kernel
-     * for the position once per buffer, not once per 4 KiB. */
-    (void)setvbuf(fp, NULL, _IOFBF, 1 << 18);
+    /* A larger buffer than stdio's 4 KiB: a read() per 256 KiB. Then a
+     * seek, in this order (setvbuf() forgets the position): glibc's stream
+     * learns its file position from a seek only; until one, every ftell()
+     * (pcapng_interface, once a packet) would be an lseek(), after it,
+     * ftell() is arithmetic on the buffer (tests/test_pcapng_interfaces.py
+     * counts the calls). */
+    (void)setvbuf(fp, st->file_buffer, _IOFBF, sizeof(st->file_buffer));
+    if (fseek(fp, 0, SEEK_SET) != 0)
+        die("fdopen", errno, 0, "%s: fseek: %s", st->file, strerror(errno));
     st->pcap = pcap_fopen_offline_with_tstamp_precision(fp, (u_int)st->precision,
                                                         errbuf);
     if (st->pcap == NULL)
@@ -222,59 +229,91 @@ int capture_stats(epcapd_t *st)
     return 0;
 }
 
-static uint32_t ng32(epcapd_t *st, const unsigned char *b)
-{
-    uint32_t v;
+#define PCAPNG_SHB 0x0A0D0D0A /* section header: interfaces are numbered anew */
+#define PCAPNG_IDB 1          /* interface description */
+#define PCAPNG_OPB 2          /* obsolete packet block: a 16-bit interface id */
+#define PCAPNG_EPB 6          /* enhanced packet block: a 32-bit interface id */
 
-    memcpy(&v, b, sizeof(v));
-    return pcap_is_swapped(st->pcap) ? __builtin_bswap32(v) : v;
+typedef struct {
+    uint32_t type, length; /* every block's first two words */
+    uint32_t id;           /* a packet block's interface id (EPB, OPB) */
+} ng_block_t;
+
+/* The 12 bytes of the file at off, from a window of it that one pread
+ * (libpcap's position stays) fills for the packets of the next 64 KiB;
+ * NULL when the file does not hold them. */
+static const unsigned char *ng_bytes(epcapd_t *st, long off)
+{
+    ssize_t n;
+
+    if (off < st->ng_window_at || off + 12 > st->ng_window_at + (long)st->ng_window_len) {
+        n = pread(fileno(pcap_file(st->pcap)), st->ng_window, sizeof(st->ng_window), off);
+        st->ng_window_at = off;
+        st->ng_window_len = n > 0 ? (size_t)n : 0;
+        if (st->ng_window_len < 12)
+            return NULL;
+    }
+    return st->ng_window + (off - st->ng_window_at);
+}
+
+/* The head of the block at off, in the file's byte order: 0, or -1. */
+static int ng_block(epcapd_t *st, long off, ng_block_t *b)
+{
+    const unsigned char *raw = ng_bytes(st, off);
+    uint32_t w[3];
+    uint16_t id16;
+    int i;
+
+    if (raw == NULL)
+        return -1;
+    memcpy(w, raw, sizeof(w));
+    memcpy(&id16, raw + 8, sizeof(id16));
+    for (i = 0; i < 3 && pcap_is_swapped(st->pcap); i++)
+        w[i] = __builtin_bswap32(w[i]);
+    if (pcap_is_swapped(st->pcap))
+        id16 = __builtin_bswap16(id16);
+    b->type = w[0];
+    b->length = w[1];
+    b->id = b->type == PCAPNG_EPB ? w[2] : b->type == PCAPNG_OPB ? id16 : 0;
+    return 0;
 }
 
 /*
- * The interface block of a pcapng packet, which libpcap 1.10 does not say:
- * the blocks libpcap consumed for it lie between the file positions before
- * and after it. One packet block without options is the common case, and
- * while a section has one interface it needs no read at all; otherwise the
- * 8-byte block headers are read (pread: libpcap's position stays) to count
- * the interface blocks, then the packet block's interface field. Anything
- * inconsistent is interface 0.
+ * The interface of a pcapng packet, which libpcap 1.10 does not say: the
+ * blocks libpcap consumed for it lie between the file positions before
+ * and after it, the packet's own block last. The common case costs no
+ * system call: a section with one interface, and the range exactly one
+ * enhanced packet block without options (none was skipped: an interface
+ * block, 20 bytes at least, or a section header, 28, cannot fit in it
+ * beside a packet block, 16 at least). Otherwise the block heads are read,
+ * counting the section's interface blocks, up to the packet's. Anything
+ * inconsistent (a length that does not fit the range, a short read, an id
+ * beyond the interfaces counted: the file may change under the helper) is
+ * interface 0.
  */
 static uint32_t pcapng_interface(epcapd_t *st, const struct pcap_pkthdr *h)
 {
-    FILE *fp = pcap_file(st->pcap);
-    long at = st->ng_pos, after = ftell(fp);
-    unsigned char b[12];
-    uint32_t type, len;
+    long at = st->ng_pos, after = ftell(pcap_file(st->pcap));
+    ng_block_t b;
 
     st->ng_pos = after;
     if (at < 0 || after <= at)
         return 0;
-    if (after - at != 32 + (long)((h->caplen + 3) & ~3u)) {
-        for (;;) {
-            if (pread(fileno(fp), b, 8, at) != 8)
-                return 0;
-            type = ng32(st, b);
-            len = ng32(st, b + 4);
-            if (len < 12 || len % 4 != 0 || (long)len > after - at)
-                return 0;
-            if (at + (long)len == after)
-                break; /* the packet's own block */
-            if (type == 0x0A0D0D0A)
-                st->ng_interfaces = 0; /* a new section numbers them anew */
-            else if (type == 1)
-                st->ng_interfaces++;
-            at += (long)len;
-        }
-    }
-    if (st->ng_interfaces <= 1 || pread(fileno(fp), b, 12, at) != 12)
+    if (st->ng_interfaces <= 1 && after - at == 32 + (long)((h->caplen + 3) & ~3u))
         return 0;
-    type = ng32(st, b);
-    if (type == 6) /* enhanced packet block: a 32-bit interface id */
-        return ng32(st, b + 8);
-    if (type == 2) /* obsolete packet block: 16 bits */
-        return pcap_is_swapped(st->pcap) ? (uint32_t)(b[8] << 8 | b[9])
-                                         : (uint32_t)(b[9] << 8 | b[8]);
-    return 0; /* a simple packet block: the first interface */
+    for (;;) {
+        if (ng_block(st, at, &b) != 0 || b.length < 12 || b.length % 4 != 0 ||
+            (long)b.length > after - at)
+            return 0;
+        if ((long)b.length == after - at)
+            break; /* the packet's own block */
+        if (b.type == PCAPNG_SHB)
+            st->ng_interfaces = 0;
+        else if (b.type == PCAPNG_IDB && st->ng_interfaces < INT_MAX)
+            st->ng_interfaces++;
+        at += (long)b.length;
+    }
+    return b.id < (uint32_t)st->ng_interfaces ? b.id : 0;
 }
 
 static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *data)

@@ -63,7 +63,9 @@ static void open_file(epcapd_t *st)
 
 /*
  * -D: the devices, found with no privilege at all (as a file is read: as
- * the invoker, or, for root, as the target user), then exit.
+ * the invoker, or, for root, as the target user), then exit. No allowlist:
+ * libpcap walks /sys, /proc and netlink to list them, with rights the
+ * invoker has anyway, and no program can run (sandbox_setup).
  */
 static void list_devices(epcapd_t *st)
 {

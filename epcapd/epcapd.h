@@ -108,6 +108,7 @@ typedef struct {
     /* capture (capture.c, fanout.c) */
     pcap_t *pcap;
     int file_fd;                /* the capture file, opened before libpcap reads it */
+    char file_buffer[256 * 1024]; /* its stdio buffer: fewer, larger reads */
     int datalink;
     char ifname[256];           /* interface in effect, live mode */
     bpf_u_int32 netmask;        /* for compiling filters */
@@ -128,6 +129,9 @@ typedef struct {
     uint32_t batch_interface;   /* pcapng interface of the batch's packets */
     long ng_pos;                /* pcapng: file position after the last packet, else -1 */
     int ng_interfaces;          /* pcapng: interface blocks seen in this section */
+    long ng_window_at;          /* pcapng: the file offset ng_window holds */
+    size_t ng_window_len;       /* bytes in ng_window */
+    unsigned char ng_window[65536]; /* pcapng: the file ahead, for block heads */
     uint64_t delivered;         /* packets written to stdout so far */
 } epcapd_t;
 

@@ -206,7 +206,8 @@ static const char *family_name(const struct sockaddr *sa)
 }
 
 /* ["interfaces", {version, devices: [{name, description, flags, addresses}]}],
- * the devices for which allowed() holds (all when it is NULL). */
+ * the devices for which allowed() holds (all when it is NULL), in one frame
+ * or, if they do not fit one, an error. */
 void frame_interfaces(pcap_if_t *devs, int (*allowed)(const char *name))
 {
     message_t m;
@@ -254,6 +255,9 @@ void frame_interfaces(pcap_if_t *devs, int (*allowed)(const char *name))
             pack_address(pk, family_name(a->dstaddr) ? a->dstaddr : NULL);
         }
     }
+    if (m.sb.size > EPCAPD_MAX_FRAME) /* thousands of devices: no bug of the helper's */
+        die("frame", EMSGSIZE, 0, "the list of %zu devices takes %zu bytes, more than a frame "
+            "(%d)", ndevs, m.sb.size, EPCAPD_MAX_FRAME);
     wire_send(&m, NULL);
 }
 

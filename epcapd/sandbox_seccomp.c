@@ -6,9 +6,10 @@
  * can fork and exec a program named in a D-Bus address) runs a program.
  *
  * Before ready (sandbox_enter): resource limits, then an allowlist of what
- * the running loop needs: reads and poll, writes to stdout (and stderr),
- * the capture socket's calls (reading the ring, its statistics, attaching
- * a filter, and sending only with -j), memory without PROT_EXEC, and exit.
+ * the running loop needs: reads and poll (pread only on a pcapng file, for
+ * its packets' interfaces), writes to stdout (and stderr), the capture
+ * socket's calls (reading the ring, its statistics, attaching a filter,
+ * and sending only with -j), memory without PROT_EXEC, and exit.
  * open/openat, socket and uname fail with EPERM (libpcap degrades
  * gracefully where it probes /sys or /proc, and a name in a new filter
  * fails to resolve instead of reaching nscd or DNS); sendto fails with
@@ -153,6 +154,18 @@ static void allow_capture_socket(scmp_filter_ctx ctx, const epcapd_t *st)
         DENY(sendto, EPERM);
 }
 
+/* pread on a pcapng capture file only: the interface of its packets,
+ * which libpcap does not say (capture.c). */
+static void allow_pcapng_reads(scmp_filter_ctx ctx, const epcapd_t *st)
+{
+    if (st->file == NULL || st->ng_pos < 0)
+        return;
+    require_seccomp(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(pread64), 1,
+                                     SCMP_A0(SCMP_CMP_EQ,
+                                             (scmp_datum_t)fileno(pcap_file(st->pcap)), 0)),
+                    "pread64");
+}
+
 void sandbox_enter(epcapd_t *st)
 {
     scmp_filter_ctx ctx;
@@ -166,8 +179,7 @@ void sandbox_enter(epcapd_t *st)
     /* stdin commands and file reads, stdout frames, the poll loop */
     ALLOW(read);
     ALLOW(readv);
-    if (st->file != NULL)
-        ALLOW(pread64); /* a pcapng packet's interface block (capture.c) */
+    allow_pcapng_reads(ctx, st);
     allow_output(ctx);
     ALLOW(poll);
     ALLOW(ppoll);

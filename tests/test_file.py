@@ -4,20 +4,15 @@ length, bytes), for files the tests write and for ../shared/captures."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import struct
-import subprocess
 from pathlib import Path
 
 import pytest
 
 import epcap
-from epcap._protocol import FrameDecoder
-from epcap.savefile import PcapngWriter, PcapWriter
 
 import pcapfiles as pf
-from conftest import HELPER, start_file
+from conftest import start_file
 
 
 def records(cap: epcap.Capture) -> tuple[int, list[tuple[int, int, bytes]]]:
@@ -176,66 +171,3 @@ def test_snaplen_cuts_file_packets_too(tmp_path: Path) -> None:
         pkts = list(cap)
         assert cap.snaplen == 20
     assert [(p.length, p.data) for p in pkts] == [(length, data[:20]) for _, length, data in MIXED]
-
-
-def _ngblock(kind: int, body: bytes) -> bytes:
-    body += b"\0" * (-len(body) % 4)
-    return struct.pack("=II", kind, len(body) + 12) + body + struct.pack("=I", len(body) + 12)
-
-
-def test_pcapng_interfaces_per_packet(tmp_path: Path) -> None:
-    """Three interfaces, packets interleaved, a second section, an enhanced
-    packet block with options, and blocks that lie about their length."""
-    path = tmp_path / "three.pcapng"
-    with PcapngWriter(path) as out:
-        for name in ("a", "b", "c"):
-            out.add_interface(1, 65535, name)
-        for i in range(300):
-            out.write(epcap.Packet(1, i * 1000, 60, bytes([i % 3]) * 60), i % 3 if i < 200 else 2)
-    with start_file(path) as cap:
-        got = list(cap)
-    assert [p.interface_id for p in got] == [i % 3 if i < 200 else 2 for i in range(300)]
-    assert all(p.data[0] == i % 3 for i, p in enumerate(got))
-
-    # A second section with two interfaces; the first packet there carries
-    # options (an epb_flags word), so its block is larger than it looks.
-    raw = path.read_bytes()
-    shb = raw[: struct.unpack_from("=I", raw, 4)[0]]
-    idb = _ngblock(1, struct.pack("=HHI", 1, 0, 65535))
-    epb = struct.pack("=IIIII", 1, 0, 5_000_000, 60, 60) + bytes(60) + struct.pack("=HHI", 2, 4, 1)
-    plain = struct.pack("=IIIII", 0, 0, 6_000_000, 60, 60) + bytes(60)
-    second = shb + idb + idb + _ngblock(6, epb + struct.pack("=HH", 0, 0)) + _ngblock(6, plain)
-    path.write_bytes(raw + second)
-    with start_file(path) as cap:
-        tail = list(cap)[300:]
-    assert [p.interface_id for p in tail] == [1, 0]
-
-    # Lengths that lie: never a crash, and an id of 0 where nothing fits.
-    bad = bytearray(raw)
-    first_epb = raw.index(struct.pack("=I", 6), len(shb))
-    struct.pack_into("=I", bad, first_epb + 4, 0xFFFFFFF0)
-    path.write_bytes(bytes(bad))
-    with start_file(path) as cap, contextlib.suppress(epcap.CaptureFileError):
-        for p in cap:
-            assert p.interface_id in (0, 1, 2)
-
-
-def test_classic_pcap_and_one_interface_pcapng_carry_no_interface(tmp_path: Path) -> None:
-    for path, writer in ((tmp_path / "x.pcap", PcapWriter), (tmp_path / "x.pcapng", PcapngWriter)):
-        with writer(path, *((1,) if writer is PcapWriter else ())) as out:
-            if isinstance(out, PcapngWriter):
-                out.add_interface(1)
-            for i in range(10):
-                out.write(epcap.Packet(1, i, 60, bytes(60)))
-        helper = subprocess.Popen(
-            [str(HELPER), "-r", str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-        )
-        assert helper.stdout is not None and helper.stdin is not None
-        stdout = helper.stdout.read()  # the file's end ends it; stdin stays open
-        helper.stdin.close()
-        assert helper.wait(10) == 0
-        values, error = FrameDecoder().feed(stdout)
-        assert error is None
-        frames = [v for v in values if v[0] == "packets"]
-        assert sum(len(f[2]) for f in frames) == 30
-        assert {len(f) for f in frames} == {3}, "a 4th element for interface 0"

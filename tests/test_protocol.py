@@ -147,6 +147,13 @@ def test_bad_first_messages(value: Any, match: str) -> None:
         ["packets", "1", [1, 3, b"x"]],
         ["packets", 1, 5],
         ["packets", 1],
+        ["packets", 1, [1, 3, b"x"], -1],
+        ["packets", 1, [1, 3, b"x"], "2"],
+        ["packets", 1, [1, 3, b"x"], 2.0],
+        ["packets", 1, [1, 3, b"x"], True],
+        ["packets", 1, [1, 3, b"x"], None],
+        ["packets", 1, [1, 3, b"x"], [2]],
+        ["packets", 1, [1, 3, b"x"], 2, 3],
         ["stats", 5],
         ["ready", {"version": VERSION}],
         ["bogus"],
@@ -156,6 +163,24 @@ def test_bad_running_messages(value: Any) -> None:
     session = Session()
     session.receive(READY)
     assert violation(session, frame(value)) == []
+
+
+def test_a_4th_element_is_the_frames_pcapng_interface() -> None:
+    """["packets", dlt, [...], ifid]: an int >= 0 (any width), the same for
+    all the frame's packets; absent, 0."""
+    kinds: list[int] = []
+
+    def packet_type(ifid: int) -> type[epcap.Packet]:
+        kinds.append(ifid)
+        return epcap.Packet
+
+    session = Session(packet_type=packet_type)
+    session.receive(READY)
+    for ifid in (0, 1, 7, 2**32 - 1, 2**40):
+        (batch,) = session.receive(frame(["packets", 1, [1, 3, b"abc", 2, 4, b"defg"], ifid]))
+        assert batch == [epcap.Packet(1, 1, 3, b"abc"), epcap.Packet(1, 2, 4, b"defg")]
+    session.receive(frame(["packets", 1, [1, 3, b"abc"]]))
+    assert kinds == [0, 1, 7, 2**32 - 1, 2**40, 0]
 
 
 def test_nothing_may_follow_eof() -> None:
