@@ -165,7 +165,10 @@ class _Packets:
         return self
 
     async def __anext__(self) -> Packet:
-        packet = await self._capture.next()
+        capture = self._capture
+        packet = capture._driver.ready_packet()  # the common case: no operation to run
+        if packet is None:
+            packet = await capture.next()
         if packet is None:
             raise StopAsyncIteration
         return packet

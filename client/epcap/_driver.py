@@ -291,6 +291,13 @@ class Driver:
                 raise TimeoutError(f"no packet in {timeout} s")
             yield from self._io(deadline)
 
+    def ready_packet(self) -> Packet | None:
+        """The next packet if one is at hand (no waiting, no operation),
+        else None: then :meth:`next_packet` waits for it."""
+        for packet in self.rest:
+            return packet
+        return None
+
     def next_packet(self, timeout: float | None = None) -> Op[Packet | None]:
         """The next packet; None at the end; as :meth:`next_batch` otherwise."""
         if self._closed:
