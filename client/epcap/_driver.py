@@ -118,6 +118,28 @@ def describe_exit(returncode: int | None) -> str:
     return f"exited with status {returncode}"
 
 
+def exit_error(
+    prefix: list[str],
+    helper: str,
+    returncode: int | None,
+    stderr: str,
+    where: str,
+    *,
+    refused: bool = True,
+) -> EpcapError:
+    """The error of a helper that exited without a word on stdout: sudo's
+    refusal when ``refused`` may be one, else HelperExitedError ``where``."""
+    refusal = sudo_refusal(prefix, helper, stderr) if refused else None
+    if refusal is not None:
+        return refusal
+    detail = f": {stderr}" if stderr else ""
+    return HelperExitedError(
+        f"the helper {describe_exit(returncode)} {where}{detail}",
+        returncode=returncode,
+        stderr=stderr,
+    )
+
+
 class Driver:
     """One capture's state: the helper's stream, the queue of packets, the
     commands awaiting answers, the deadlines and the end.
@@ -306,7 +328,7 @@ class Driver:
             return packet
         deadline = None if timeout is None else self._clock() + timeout
         while True:
-            left = None if deadline is None else max(deadline - self._clock(), 0.0)
+            left = self.remaining(deadline)
             rest: Iterator[Packet] | None = yield from self.next_batch(left, hold=True)
             if rest is None:
                 return None
@@ -459,13 +481,5 @@ class Driver:
     def _exit_error(self, returncode: int | None, stderr: str) -> EpcapError:
         """Why the stream ended without ``eof`` or ``error``."""
         setup = self._session.state is State.SETUP
-        refusal = sudo_refusal(self._prefix, self._helper, stderr) if setup else None
-        if refusal is not None:
-            return refusal
         where = "before 'ready'" if setup else "during the capture"
-        detail = f": {stderr}" if stderr else ""
-        return HelperExitedError(
-            f"the helper {describe_exit(returncode)} {where}{detail}",
-            returncode=returncode,
-            stderr=stderr,
-        )
+        return exit_error(self._prefix, self._helper, returncode, stderr, where, refused=setup)

@@ -11,15 +11,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._driver import START_TIMEOUT, describe_exit
-from ._errors import EpcapError, HelperExitedError, ProtocolError, error_from_report
-from ._launch import exec_prefix, find_helper, sudo_refusal
+from ._driver import START_TIMEOUT, exit_error
+from ._errors import EpcapError, ProtocolError, error_from_report
+from ._launch import exec_prefix, find_helper
 from ._protocol import VERSION, FrameDecoder
 
 IF_LOOPBACK, IF_UP, IF_RUNNING, IF_WIRELESS = 0x1, 0x2, 0x4, 0x8
 """libpcap's ``PCAP_IF_*`` flags."""
 IF_CONNECTION_STATUS = 0x30
 _CONNECTION = {0x00: "unknown", 0x10: "connected", 0x20: "disconnected", 0x30: "not applicable"}
+_FLAG_NAMES = ((IF_UP, "Up"), (IF_RUNNING, "Running"), (IF_LOOPBACK, "Loopback"),
+               (IF_WIRELESS, "Wireless"))  # fmt: skip
+_STATUS_NAMES = {  # as tcpdump -D says it, by wireless or not; none when not applicable
+    False: {0x00: "Connection status unknown", 0x10: "Connected", 0x20: "Disconnected"},
+    True: {0x00: "Association status unknown", 0x10: "Associated", 0x20: "Not associated"},
+}
 
 
 @dataclass(frozen=True)
@@ -71,16 +77,8 @@ class Interface:
         text = self.name + (f" ({self.description})" if self.description else "")
         if not self.flags:
             return text
-        names = [n for bit, n in ((IF_UP, "Up"), (IF_RUNNING, "Running"),
-                                  (IF_LOOPBACK, "Loopback"), (IF_WIRELESS, "Wireless"))
-                 if self.flags & bit]  # fmt: skip
-        status = self.flags & IF_CONNECTION_STATUS
-        if self.wireless:
-            extra = {0x00: "Association status unknown", 0x10: "Associated",
-                     0x20: "Not associated"}.get(status)  # fmt: skip
-        else:
-            extra = {0x00: "Connection status unknown", 0x10: "Connected",
-                     0x20: "Disconnected"}.get(status)  # fmt: skip
+        names = [name for bit, name in _FLAG_NAMES if self.flags & bit]
+        extra = _STATUS_NAMES[self.wireless].get(self.flags & IF_CONNECTION_STATUS)
         return f"{text} [{', '.join(names) or 'none'}{f', {extra}' if extra else ''}]"
 
 
@@ -135,15 +133,7 @@ def _result(
     if out:
         return parse_listing(out)
     stderr = err.decode(errors="replace").strip()
-    refusal = sudo_refusal(argv_prefix, helper, stderr)
-    if refusal is not None:
-        raise refusal
-    detail = f": {stderr}" if stderr else ""
-    raise HelperExitedError(
-        f"the helper {describe_exit(code)} without listing interfaces{detail}",
-        returncode=code,
-        stderr=stderr,
-    )
+    raise exit_error(argv_prefix, helper, code, stderr, "without listing interfaces")
 
 
 def interfaces(
