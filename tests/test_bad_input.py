@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -283,3 +284,74 @@ def test_the_matrix_covers_every_option_and_command() -> None:
     assert {m for m, *_ in COMMANDS} == {"set_filter", "send", "stats"}
     assert len(BEFORE_SPAWN) + len(AT_START) + len(COMMANDS) >= 60
     assert os.path.exists(SAMPLE)
+
+
+TIMEOUTS = [
+    ("soon", TypeError, "number of seconds"),
+    (True, TypeError, "number of seconds"),
+    (-1, ValueError, "0 or more"),
+    (float("nan"), ValueError, "finite"),
+    (float("inf"), ValueError, "finite"),
+]
+
+
+@pytest.mark.usefixtures("no_leftovers")
+@pytest.mark.parametrize("timeout, exc, match", TIMEOUTS, ids=lambda v: repr(v)[:12])
+def test_bad_read_timeouts_leave_the_capture_whole(
+    timeout: object, exc: type[Exception], match: str
+) -> None:
+    with epcap.start(file=SAMPLE, progname=HELPER) as cap:
+        first = cap.next()
+        with pytest.raises(exc, match=match):
+            cap.next(timeout=timeout)  # type: ignore[arg-type]
+        rest = list(cap)
+    with epcap.start(file=SAMPLE, progname=HELPER) as cap:
+        assert [first, *rest] == list(cap)
+
+    async def main() -> None:
+        async with epcap.start_async(file=SAMPLE, progname=HELPER) as cap:
+            with pytest.raises(exc, match=match):
+                await cap.next(timeout=timeout)  # type: ignore[arg-type]
+            assert await cap.next() is not None
+
+    asyncio.run(main())
+
+
+@pytest.mark.usefixtures("no_leftovers")
+def test_bad_merges() -> None:
+    with pytest.raises(TypeError, match="Capture objects, not object"):
+        epcap.merge(object())  # type: ignore[arg-type]
+    with epcap.start(file=SAMPLE, progname=HELPER) as cap:
+        with pytest.raises(ValueError, match="hold must be"):
+            epcap.merge(cap, hold=-1)
+        with pytest.raises(TypeError, match="hold must be"):
+            epcap.merge(cap, hold="long")  # type: ignore[arg-type]
+        with epcap.merge(cap) as merged:
+            with pytest.raises(ValueError, match="finite"):
+                merged.next(timeout=float("nan"))
+            assert merged.next(timeout=5) is not None
+
+    async def main() -> None:
+        async with epcap.start_async(file=SAMPLE, progname=HELPER) as acap:
+            with pytest.raises(TypeError, match="AsyncCapture objects, not Capture"):
+                epcap.merge_async(cap)  # type: ignore[arg-type]
+            async with epcap.merge_async(acap) as merged:
+                assert await merged.next() is not None
+
+    asyncio.run(main())
+
+
+@pytest.mark.usefixtures("no_leftovers")
+def test_interfaces_with_a_missing_helper() -> None:
+    with pytest.raises(epcap.HelperNotFoundError, match="/nonexistent/epcapd"):
+        epcap.interfaces(progname="/nonexistent/epcapd")
+    with pytest.raises(epcap.HelperNotFoundError):
+        asyncio.run(epcap.interfaces_async(progname="/nonexistent/epcapd"))
+
+
+@pytest.mark.parametrize("extra", [["-i", "lo"], ["-r", "x.pcap"], ["--demo"]])
+def test_sniff_D_takes_no_source(extra: list[str]) -> None:
+    sniff = Path(sys.executable).parent / "epcap-sniff"
+    done = subprocess.run([str(sniff), "-D", *extra], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "-D takes neither -r, -i nor --demo" in done.stderr

@@ -105,6 +105,18 @@ class Phase(enum.Enum):
     """Closed by its user: nothing more is delivered."""
 
 
+def deadline_after(timeout: float | None, now: float, what: str = "timeout") -> float | None:
+    """``now + timeout``, None for no limit; a timeout that is not a finite
+    number of seconds, 0 or more, is TypeError or ValueError."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"{what} must be a number of seconds or None, not {type(timeout).__name__}")
+    if not 0 <= timeout < float("inf"):
+        raise ValueError(f"{what} must be a finite number of seconds, 0 or more, not {timeout!r}")
+    return now + timeout
+
+
 def describe_exit(returncode: int | None) -> str:
     """'exited with status 1', 'was killed by SIGKILL', 'did not exit'."""
     if returncode is None:
@@ -292,12 +304,12 @@ class Driver:
         TimeoutError if ``timeout`` seconds pass first. Closed before the
         call, ValueError; closed (by another thread) during it, None. With
         ``hold``, the batch becomes ``rest`` and its iterator is returned."""
+        deadline = deadline_after(timeout, self._clock())
         if self._closed:
             raise ValueError("I/O operation on a closed capture")
         leftover = list(self.rest)
         if leftover:
             return self._hold(leftover) if hold else leftover
-        deadline = None if timeout is None else self._clock() + timeout
         while True:
             if self._closed:
                 return None  # closed meanwhile: close() discards the rest and reaps
@@ -322,11 +334,11 @@ class Driver:
 
     def next_packet(self, timeout: float | None = None) -> Op[Packet | None]:
         """The next packet; None at the end; as :meth:`next_batch` otherwise."""
+        deadline = deadline_after(timeout, self._clock())
         if self._closed:
             raise ValueError("I/O operation on a closed capture")
         for packet in self.rest:
             return packet
-        deadline = None if timeout is None else self._clock() + timeout
         while True:
             left = self.remaining(deadline)
             rest: Iterator[Packet] | None = yield from self.next_batch(left, hold=True)

@@ -27,7 +27,7 @@ from typing import Any
 
 from ._aio import AsyncCapture
 from ._capture import Capture
-from ._driver import Wait
+from ._driver import Wait, deadline_after
 from ._packet import Packet
 
 HOLD = 0.1
@@ -129,7 +129,14 @@ class Merger:
         return Wait(min(when, deadline))
 
 
-def _hold(captures: Sequence[Capture | AsyncCapture], hold: float | None) -> float | None:
+def _hold(
+    captures: Sequence[Capture | AsyncCapture], kind: type, hold: float | None
+) -> float | None:
+    """Check what merge() was given; the hold, or None when all are files."""
+    for cap in captures:
+        if not isinstance(cap, kind):
+            raise TypeError(f"merge takes {kind.__name__} objects, not {type(cap).__name__}")
+    deadline_after(hold, 0.0, "hold")
     return hold if any(cap.interface is not None for cap in captures) else None
 
 
@@ -146,7 +153,7 @@ class Merged:
 
     def __init__(self, captures: Sequence[Capture], hold: float | None) -> None:
         self._captures = list(captures)
-        self._merger = Merger(len(self._captures), _hold(self._captures, hold))
+        self._merger = Merger(len(self._captures), _hold(self._captures, Capture, hold))
         self._queue: queue.Queue[tuple[int, Any, float]] = queue.Queue(maxsize=QUEUE_BATCHES)
         self._abandoned = threading.Event()
         self._readers = [
@@ -178,7 +185,7 @@ class Merged:
     def next(self, timeout: float | None = None) -> Packet | None:
         """The next packet in time order; None at the end; TimeoutError if
         ``timeout`` seconds pass first (the merge goes on)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = deadline_after(timeout, time.monotonic())
         while True:
             step = self._merger.take(time.monotonic(), deadline)
             if type(step) is not Wait:
@@ -222,7 +229,7 @@ class AsyncMerged:
 
     def __init__(self, captures: Sequence[AsyncCapture], hold: float | None) -> None:
         self._captures = list(captures)
-        self._merger = Merger(len(self._captures), _hold(self._captures, hold))
+        self._merger = Merger(len(self._captures), _hold(self._captures, AsyncCapture, hold))
         self._queue: asyncio.Queue[tuple[int, Any, float]] = asyncio.Queue(QUEUE_BATCHES)
         self._readers = [
             asyncio.get_running_loop().create_task(self._read(i, cap))
@@ -240,7 +247,7 @@ class AsyncMerged:
 
     async def next(self, timeout: float | None = None) -> Packet | None:
         """As :meth:`Merged.next`."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = deadline_after(timeout, time.monotonic())
         while True:
             step = self._merger.take(time.monotonic(), deadline)
             if type(step) is not Wait:
