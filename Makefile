@@ -28,6 +28,13 @@ VPY       := $(VENV)/bin/python
 SYSTEM_PACKAGES := gcc make pkg-config libpcap-dev libmsgpack-dev libseccomp-dev
 TEST_PACKAGES   := sudo libcap2-bin iproute2 tcpdump strace
 BENCH_PACKAGES  := tcpdump tcpreplay
+# The client's C accelerator (client/epcap/_speedups.c, built by pip through
+# setup.py) needs Python's headers: Debian's python3-dev, unless PYTHON has
+# its own (a pyenv or source build).
+PY_INCLUDE := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null)
+ifeq ($(wildcard $(PY_INCLUDE)/Python.h),)
+SYSTEM_PACKAGES += python3-dev
+endif
 # clang, with its sanitizer and libFuzzer runtimes (a Recommends of clang).
 CLANG_PACKAGES  := clang libclang-rt-dev
 
@@ -151,7 +158,7 @@ uninstall: ## as root: epcap-admin uninstall: remove what make install put in PR
 
 venv: $(VENV)/.installed ## make .venv with the package and its test tools
 
-$(VENV)/.installed: pyproject.toml | deps
+$(VENV)/.installed: pyproject.toml setup.py client/epcap/_speedups.c | deps
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q -e '.[test]'
@@ -180,11 +187,12 @@ $(FUZZ_DIR)/fuzz_%: epcapd/fuzz/fuzz_%.c $(FUZZ_SRCS) epcapd/epcapd.h | deps-fuz
 fuzz: $(FUZZ_BINS) ## run each libFuzzer harness for FUZZ_SECONDS (60) and print its coverage
 	epcapd/fuzz/run $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_HARNESSES)
 
-lint: venv ## ruff and mypy --strict on the client and the tests
+lint: venv ## ruff and mypy --strict on the client and the tests; the accelerator with -Werror
+	$(CC) $(CWARN) -fsyntax-only -I$(PY_INCLUDE) client/epcap/_speedups.c
 	$(VENV)/bin/ruff check client tests setup.py
 	$(VENV)/bin/ruff format --check client tests setup.py
 	$(VENV)/bin/mypy client/epcap
 
 clean: ## remove build products (keeps .venv)
 	rm -rf $(HELPER) $(TESTHOOK) $(STAMP) priv/empty $(FUZZ_DIR) build \
-	  client/*.egg-info
+	  client/*.egg-info client/epcap/_speedups*.so

@@ -1,10 +1,16 @@
-"""The build step of epcap's wheel: the epcapd helper, compiled into the package.
+"""The build step of epcap's wheel: the epcapd helper, compiled into the
+package, and the client's optional C accelerator, epcap._speedups.
 
 Everything else is in pyproject.toml. The helper is built by the Makefile's
 own rule (the same sources and flags as `make build`, hardening included)
 into a directory of the build's, never into the source tree, which may be
 read-only: so are setuptools' build and egg-info directories. A missing
 compiler or -dev package is one message naming the Debian packages.
+
+The accelerator uses the limited API of CPython 3.11, so the wheel is
+cp311-abi3: one build for every CPython from 3.11 on. Without Python's
+headers it is left out (a warning names python3-dev) and the client runs in
+pure Python, slower but the same.
 """
 
 from __future__ import annotations
@@ -17,13 +23,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from setuptools import Distribution, setup
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
-
-try:
-    from setuptools.command.bdist_wheel import bdist_wheel
-except ImportError:  # setuptools before 70.1
-    from wheel.bdist_wheel import bdist_wheel  # type: ignore[no-redef]
 
 HERE = Path(__file__).resolve().parent
 SCRATCH = Path(tempfile.mkdtemp(prefix="epcap-build-"))
@@ -55,25 +57,39 @@ class BuildWithHelper(build_py):
         os.chmod(out / "epcapd", 0o755)
 
 
-class BinaryDistribution(Distribution):
-    """The package holds a program built for this platform."""
+class OptionalSpeedups(build_ext):
+    """build_ext, where a failure leaves the accelerator out, with a warning."""
 
-    def has_ext_modules(self) -> bool:
-        return True
+    def build_extension(self, ext: Extension) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as exc:  # distutils' compile and link errors, OSError
+            print(
+                f"warning: epcap's C accelerator was not built ({exc}); epcap works in pure "
+                "Python, slower. To build it: sudo apt-get install -y python3-dev gcc, then "
+                "reinstall epcap",
+                file=sys.stderr,
+            )
 
 
-class PlatformWheel(bdist_wheel):
-    """A wheel for this platform and any Python 3: the helper is a program,
-    not an extension module."""
-
-    def get_tag(self) -> tuple[str, str, str]:
-        return "py3", "none", super().get_tag()[2]
+SPEEDUPS = Extension(
+    "epcap._speedups",
+    ["client/epcap/_speedups.c"],
+    py_limited_api=True,
+    extra_compile_args=[
+        "-Wall",
+        "-Wextra",
+        "-Werror=implicit-function-declaration",
+        "-fstack-protector-strong",
+    ],
+)
 
 
 setup(
-    distclass=BinaryDistribution,
-    cmdclass={"build_py": BuildWithHelper, "bdist_wheel": PlatformWheel},
+    ext_modules=[SPEEDUPS],
+    cmdclass={"build_py": BuildWithHelper, "build_ext": OptionalSpeedups},
     options={
+        "bdist_wheel": {"py_limited_api": "cp311"},
         "build": {"build_base": str(SCRATCH / "build")},
         "egg_info": {"egg_base": str(SCRATCH)},
     },

@@ -85,9 +85,10 @@ def test_the_wheels_carry_the_helper(wheelhouse: Path) -> None:
             info = archive.getinfo("epcap/libexec/epcapd")
             assert info.external_attr >> 16 & 0o777 == 0o755
             assert archive.read("epcap/libexec/epcapd")[:4] == b"\x7fELF"
-            assert (
-                "Tag: py3-none-linux_x86_64" in archive.read("epcap-0.1.0.dist-info/WHEEL").decode()
-            )
+            # the accelerator, for every CPython from 3.11 on (the limited API)
+            assert archive.read("epcap/_speedups.abi3.so")[:4] == b"\x7fELF"
+            wheel_info = archive.read("epcap-0.1.0.dist-info/WHEEL").decode()
+            assert "Tag: cp311-abi3-linux_x86_64" in wheel_info
     assert len(list((wheelhouse / "sdist").glob("*.whl"))) == 1
 
 
@@ -121,10 +122,10 @@ def as_user_in(
 
 READ_A_FILE = """
 import epcap, pathlib
-from epcap import _launch
+from epcap import _launch, _protocol
 sample = pathlib.Path(epcap.__file__).parent / "data" / "sample.pcap"
 with epcap.start(file=sample) as cap:
-    print(len(list(cap)), cap.settings["uid"], _launch.find_helper())
+    print(len(list(cap)), cap.settings["uid"], _launch.find_helper(), _protocol.ACCELERATED)
 """
 
 
@@ -133,8 +134,8 @@ def test_files_need_nothing_more(user: pwd.struct_passwd, venv: Path) -> None:
     python = str(venv / "bin" / "python")
     read = as_user_in(venv, user, python, "-c", READ_A_FILE)
     assert read.returncode == 0, read.stderr
-    count, uid, helper = read.stdout.split()
-    assert (int(count), int(uid)) == (15, user.pw_uid)
+    count, uid, helper, accelerated = read.stdout.split()
+    assert (int(count), int(uid), accelerated) == (15, user.pw_uid, "True")
     assert helper.startswith(str(venv)) and helper.endswith("epcap/libexec/epcapd")
     sample = Path(venv.glob("lib/python*/site-packages/epcap/data/sample.pcap").__next__())
     sniff = as_user_in(venv, user, str(venv / "bin" / "epcap-sniff"), "-r", str(sample))
@@ -218,3 +219,55 @@ def test_a_helper_of_another_protocol_version_is_a_clear_error(tmp_path: Path) -
     assert "epcap-admin install again" in status.stdout
     subprocess.run([*admin, "uninstall", "--prefix", str(prefix)], check=True, capture_output=True)
     assert not prefix.exists()
+
+
+def test_without_python_headers_the_wheel_is_pure_python(user: pwd.struct_passwd) -> None:
+    """The accelerator's compile fails (as without python3-dev): the build
+    says how to get it, and the wheel works in pure Python."""
+    top = Path(tempfile.mkdtemp(prefix="epcap-pure-", dir="/var/tmp"))
+    try:
+        pure_wheel_works(user, top)
+    finally:
+        shutil.rmtree(top)
+
+
+def pure_wheel_works(user: pwd.struct_passwd, tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    tree, house = tmp_path / "tree", tmp_path / "wheels"
+    for name in tree_files():
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, tree / name)
+    env = {**os.environ, "CPPFLAGS": "-include /nonexistent/Python.h"}  # the helper ignores it
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", str(tree), "-w", str(house)],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-2000:]
+    assert "epcap's C accelerator was not built" in built.stdout + built.stderr
+    assert "sudo apt-get install -y python3-dev gcc" in built.stdout + built.stderr
+    (wheel,) = house.glob("epcap-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    assert "epcap/libexec/epcapd" in names
+    assert not [n for n in names if "_speedups" in n and n.endswith(".so")]
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "-d", str(house),
+                    *DEPENDENCIES], check=True)  # fmt: skip
+    for path in tmp_path.rglob("*"):
+        path.chmod(path.stat().st_mode | 0o555 if path.is_dir() else path.stat().st_mode | 0o444)
+    home = tmp_path / "home"
+    home.mkdir()
+    os.chown(home, user.pw_uid, user.pw_gid)
+    debian = "/usr/bin/python3"
+    base = debian if Path(debian).exists() else sys.executable
+    venv = home / "venv"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PIP_NO_CACHE_DIR": "1"}
+    for command in (
+        [base, "-m", "venv", str(venv)],
+        [str(venv / "bin" / "pip"), "install", "-q", "--no-index", "--find-links", str(house),
+         "epcap"],
+    ):  # fmt: skip
+        subprocess.run([*as_user(user), *command], check=True, cwd=str(home), env=env)
+    read = as_user_in(venv, user, str(venv / "bin" / "python"), "-c", READ_A_FILE)
+    assert read.returncode == 0, read.stderr
+    count, _uid, _helper, accelerated = read.stdout.split()
+    assert (int(count), accelerated) == (15, "False")

@@ -1,7 +1,7 @@
 """epcap: packet capture for unprivileged Python programs.
 
 A small privileged helper, ``epcapd``, opens libpcap, drops its privileges,
-sandboxes itself and streams packets to this package over a pipe; one helper
+sandboxes itself and streams packets to this package over a socket; one helper
 per capture, many at once::
 
     import epcap
@@ -30,8 +30,10 @@ from ._errors import (
 from ._interfaces import Address, Interface, interfaces, interfaces_async
 from ._merge import AsyncMerged, Merged, merge, merge_async
 from ._packet import Packet
+from ._protocol import ACCELERATED
 
 __all__ = [
+    "ACCELERATED",
     "Address",
     "AsyncCapture",
     "AsyncMerged",

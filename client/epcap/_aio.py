@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Generator, Mapping
 from types import TracebackType
 from typing import Any, Unpack
 
-from . import _core
+from . import _core, _protocol
 from ._core import CaptureBase, StartOptions
 from ._driver import Io, Op, Reap, T, Wait
 from ._options import Options
@@ -101,6 +101,12 @@ class AsyncCapture(CaptureBase):
         self._driver.reaped(self._proc.returncode, stderr)
 
     def __aiter__(self) -> AsyncIterator[Packet]:
+        if _protocol._speedups is not None:
+            # the same in C: a packet at hand is awaited without a coroutine
+            packets: AsyncIterator[Packet] = _protocol._speedups.AsyncPackets(
+                self._driver, _Packets(self).wait
+            )
+            return packets
         return _Packets(self)
 
     async def batches(self) -> AsyncIterator[list[Packet]]:
@@ -165,10 +171,12 @@ class _Packets:
         return self
 
     async def __anext__(self) -> Packet:
-        capture = self._capture
-        packet = capture._driver.ready_packet()  # the common case: no operation to run
-        if packet is None:
-            packet = await capture.next()
+        packet = self._capture._driver.ready_packet()  # the common case: no operation to run
+        return await self.wait() if packet is None else packet
+
+    async def wait(self) -> Packet:
+        """The next packet, once none is at hand; StopAsyncIteration at the end."""
+        packet = await self._capture.next()
         if packet is None:
             raise StopAsyncIteration
         return packet

@@ -201,13 +201,17 @@ class Driver:
 
     # -- what the shell reports ------------------------------------------------
 
-    def received(self, data: bytes | memoryview) -> None:
-        """Bytes read from the helper's stdout; b"" at its end."""
-        if not data:
+    def space(self) -> memoryview:
+        """Where the shell reads the helper's stdout into; then :meth:`filled`."""
+        return self._session.space()
+
+    def filled(self, count: int) -> None:
+        """``count`` bytes were read into :meth:`space`; 0 at the end of stdout."""
+        if not count:
             self._stream_over = True
             self._silent_exit = not self._session.end_of_stream()
             return
-        for event in self._session.receive(data):
+        for event in self._session.filled(count):
             if isinstance(event, list):
                 self._queue.append(event)
             elif isinstance(event, (Reply, Refused)):

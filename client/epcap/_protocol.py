@@ -8,7 +8,9 @@ move bytes between a pipe and these.
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import os
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,10 +23,22 @@ import msgpack
 from ._errors import CaptureError, EpcapError, ProtocolError, error_from_report
 from ._packet import Packet
 
+_speedups: Any = None
+if not os.environ.get("EPCAP_PURE_PYTHON"):
+    # not built (no C compiler or Python headers): pure Python
+    with contextlib.suppress(ImportError):
+        from . import _speedups  # type: ignore[attr-defined, no-redef]
+
+ACCELERATED: bool = _speedups is not None
+"""Whether the C accelerator (``epcap._speedups``) builds packets; False
+when it was not built or ``EPCAP_PURE_PYTHON`` is set in the environment."""
+
 VERSION = 2
 """The protocol version this client speaks."""
 MAX_FRAME = 1 << 20
 """The largest frame body either side may send, in bytes."""
+READ_SIZE = 1 << 20
+"""The most a shell reads from the helper at once, in bytes."""
 
 _PREFIX = struct.Struct(">I")
 _NS = 1_000_000_000
@@ -84,55 +98,79 @@ def encode(*message: object) -> bytes:
 class FrameDecoder:
     """Splits a byte stream into frames and unpacks each one's msgpack value.
 
-    A length of 0 or above :data:`MAX_FRAME` is refused as soon as its 4 bytes
-    are in, so the buffer never holds more than one frame plus one read.
-    After an error the decoder is broken and decodes nothing more.
+    The bytes are read straight into the decoder's own buffer
+    (:meth:`space`, then :meth:`filled`), so a frame is never copied before
+    msgpack reads it; only the start of a frame that a read cut is moved to
+    the front. A length of 0 or above :data:`MAX_FRAME` is refused as soon as
+    its 4 bytes are in, so the buffer holds at most one frame plus one read
+    (``read_size`` bytes). After an error the decoder is broken and decodes
+    nothing more.
     """
 
-    def __init__(self) -> None:
-        self._buf = bytearray()
+    def __init__(self, read_size: int = READ_SIZE) -> None:
+        self._read_size = read_size
+        self._view = memoryview(bytearray(4 + MAX_FRAME + read_size))
+        self._start = self._end = 0  # the bytes held: _view[_start:_end]
         self._error: ProtocolError | None = None
 
     @property
     def buffered(self) -> int:
         """Bytes held: the start of a frame not yet complete."""
-        return len(self._buf)
+        return self._end - self._start
 
-    def feed(self, data: bytes | memoryview) -> tuple[list[Any], ProtocolError | None]:
-        """Add bytes; return the values of the frames they complete, and the
-        error that stopped decoding, if any (the values before it stand)."""
+    def space(self) -> memoryview:
+        """Where the next read goes: ``read_size`` bytes, then :meth:`filled`."""
+        if self._start:
+            held = self._end - self._start
+            self._view[:held] = self._view[self._start : self._end]  # memmove
+            self._start, self._end = 0, held
+        return self._view[self._end : self._end + self._read_size]
+
+    def filled(self, count: int) -> tuple[list[Any], ProtocolError | None]:
+        """``count`` bytes were read into :meth:`space`; return the values of
+        the frames they complete, and the error that stopped decoding, if
+        any (the values before it stand)."""
         if self._error is not None:
             return [], self._error
-        if self._buf:
-            self._buf += data
-            buf: bytes | bytearray | memoryview = self._buf
-        else:
-            buf = data  # the common case: no copy of what was read
+        if not 0 <= count <= min(self._read_size, len(self._view) - self._end):
+            raise ValueError(f"filled({count}) beyond the space given")
+        self._end += count
+        view, pos, end = self._view, self._start, self._end
         values: list[Any] = []
-        pos, end = 0, len(buf)
         while end - pos >= 4:
-            (length,) = _PREFIX.unpack_from(buf, pos)
+            (length,) = _PREFIX.unpack_from(view, pos)
             if not 0 < length <= MAX_FRAME:
                 return values, self._fail(f"frame length {length} out of range 1..{MAX_FRAME}")
             if end - pos - 4 < length:
                 break
             try:
-                with memoryview(buf) as view, view[pos + 4 : pos + 4 + length] as body:
+                with view[pos + 4 : pos + 4 + length] as body:
                     values.append(
                         msgpack.unpackb(body, raw=False, use_list=False, unicode_errors="replace")
                     )
             except Exception as exc:  # msgpack raises several unrelated types
                 return values, self._fail(f"malformed frame: {exc!r}")
             pos += 4 + length
-        if buf is self._buf:
-            del self._buf[:pos]
-        else:
-            self._buf = bytearray(buf[pos:])  # only the start of the next frame
+        self._start, self._end = (0, 0) if pos == end else (pos, end)
         return values, None
+
+    def feed(self, data: bytes | memoryview) -> tuple[list[Any], ProtocolError | None]:
+        """Add bytes from elsewhere (copied in, a read at a time); as :meth:`filled`."""
+        values: list[Any] = []
+        rest = memoryview(data).cast("B")
+        while True:
+            space = self.space()
+            count = min(len(space), len(rest))
+            space[:count] = rest[:count]
+            more, error = self.filled(count)
+            values += more
+            rest = rest[count:]
+            if error is not None or not rest:
+                return values, error
 
     def _fail(self, message: str) -> ProtocolError:
         self._error = ProtocolError(message)
-        self._buf.clear()
+        self._start = self._end = 0
         return self._error
 
 
@@ -146,15 +184,25 @@ def _wide_time(value: Any) -> int:
 
 
 def _batch(message: tuple[Any, ...], packet_type: Callable[[int], type[Packet]]) -> list[Packet]:
-    """[time, length, data, ...] into Packets, with no Python code per packet:
-    the types are checked a column at a time, then C builds the tuples. A
-    4th element is the pcapng interface id of the whole frame (0 if absent)."""
+    """[time, length, data, ...] into Packets, with no Python code per packet.
+    A 4th element is the pcapng interface id of the whole frame (0 if absent).
+    The accelerator builds the common case; the rest is :func:`_build`'s."""
     if len(message) not in (3, 4) or type(message[1]) is not int or type(message[2]) is not tuple:
         raise ProtocolError("malformed packets frame")
     ifid = message[3] if len(message) == 4 else 0
     if type(ifid) is not int or ifid < 0:
         raise ProtocolError("malformed packets frame: bad interface id")
-    dlt, items = message[1], message[2]
+    cls = packet_type(ifid)
+    if _speedups is not None:
+        packets: list[Packet] | None = _speedups.build(message[1], message[2], cls)
+        if packets is not None:
+            return packets
+    return _build(message[1], message[2], cls)
+
+
+def _build(dlt: int, items: tuple[Any, ...], cls: type[Packet]) -> list[Packet]:
+    """The packets frame's definition, in Python: the types are checked a
+    column at a time, then C builds the tuples."""
     if len(items) % 3:
         raise ProtocolError("malformed packets frame: not (time, length, data) triples")
     times = items[0::3]
@@ -162,7 +210,7 @@ def _batch(message: tuple[Any, ...], packet_type: Callable[[int], type[Packet]])
         raise ProtocolError("malformed packets frame: a length or data field has the wrong type")
     if set(map(type, times)) - {int}:
         times = tuple(t if type(t) is int else _wide_time(t) for t in times)
-    new = partial(tuple.__new__, packet_type(ifid))
+    new = partial(tuple.__new__, cls)
     return list(map(new, zip(repeat(dlt), times, items[1::3], items[2::3])))
 
 
@@ -207,7 +255,17 @@ class Session:
         """Feed bytes from the helper; return the events they complete, in
         order. A protocol violation is a :class:`ProtocolError` event, the
         last one: the events before it stand, and the session is over."""
-        values, error = self._decoder.feed(data)
+        return self._events(*self._decoder.feed(data))
+
+    def space(self) -> memoryview:
+        """Where to read the helper's next bytes into; then :meth:`filled`."""
+        return self._decoder.space()
+
+    def filled(self, count: int) -> list[Event]:
+        """``count`` bytes were read into :meth:`space`: as :meth:`receive`."""
+        return self._events(*self._decoder.filled(count))
+
+    def _events(self, values: list[Any], error: ProtocolError | None) -> list[Event]:
         events: list[Event] = []
         try:
             for value in values:

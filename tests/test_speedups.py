@@ -1,0 +1,293 @@
+"""The C accelerator (epcap._speedups) against the pure-Python path: the
+same packets, the same errors, on every shared capture, on damaged copies
+of captures, on the test's own files, and on random frames. The whole suite
+also runs once with EPCAP_PURE_PYTHON=1 (`.ci/run`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import gc
+import importlib
+import os
+import pickle
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_corrupt_files import own_files, variants
+
+import epcap
+from epcap import _protocol
+from epcap._packet import packet_type
+from epcap._protocol import Session
+
+from conftest import HELPER, IN_CI, start_file
+from helpers import READY, frame
+
+PURE = bool(os.environ.get("EPCAP_PURE_PYTHON"))
+
+
+@pytest.fixture
+def speedups() -> Any:
+    """The accelerator module (even in the EPCAP_PURE_PYTHON run, which
+    only keeps the client from using it); CI requires it built."""
+    try:
+        return importlib.import_module("epcap._speedups")
+    except ImportError:
+        if IN_CI:
+            pytest.fail("epcap._speedups is not built, and CI=true requires it")
+        pytest.skip("epcap._speedups is not built (python3-dev missing?)")
+
+
+@contextlib.contextmanager
+def using(module: Any) -> Iterator[None]:
+    """The client's packet path with the accelerator ``module``, or None."""
+    saved, _protocol._speedups = _protocol._speedups, module
+    try:
+        yield
+    finally:
+        _protocol._speedups = saved
+
+
+def test_the_switch_says_which_path_runs() -> None:
+    assert _protocol.ACCELERATED is (_protocol._speedups is not None)
+    if PURE:
+        assert not _protocol.ACCELERATED
+    elif IN_CI:
+        assert _protocol.ACCELERATED, "CI builds the accelerator"
+
+
+def helper_stream(path: Path) -> bytes:
+    """All the helper writes reading ``path``, as the client would get it."""
+    proc = subprocess.Popen(
+        [str(HELPER), "-r", str(path), "--"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stdin is not None
+    try:
+        data = proc.stdout.read()  # stdin stays open: the helper reads to the end
+    finally:
+        proc.stdin.close()
+        proc.wait(10)
+    return data
+
+
+@functools.cache
+def tagged(ifid: int) -> type[epcap.Packet]:
+    return packet_type("x", ifid)
+
+
+def decoded(stream: bytes, module: Any) -> list[Any]:
+    """The events of a stream, with the accelerator ``module`` (or None)."""
+    with using(module):
+        events = Session(file_mode=True, packet_type=tagged).receive(stream)
+    return [
+        (type(e).__name__, str(e)) if isinstance(e, Exception) else e
+        for e in events  # errors compare by type and message
+    ]
+
+
+def same_both_ways(stream: bytes, speedups: Any) -> int:
+    """Assert both paths decode ``stream`` alike; the packets they gave."""
+    fast, pure = decoded(stream, speedups), decoded(stream, None)
+    assert fast == pure
+    for a, b in zip(fast, pure, strict=True):
+        if isinstance(a, list):
+            assert [type(p) for p in a] == [type(p) for p in b]
+    return sum(len(e) for e in fast if isinstance(e, list))
+
+
+@pytest.mark.captures
+def test_same_packets_on_every_shared_capture(captures: list[Path], speedups: Any) -> None:
+    total = sum(same_both_ways(helper_stream(path), speedups) for path in captures)
+    print(f"{len(captures)} shared captures, {total} packets: the same both ways")
+    assert total > 300  # 357 in the 38 captures of 2026-12
+
+
+def _damaged(files: dict[str, bytes], tmp_path: Path) -> Iterator[Path]:
+    for name, raw in files.items():
+        for label, damaged in variants(name, raw):
+            path = tmp_path / f"{label}-{name}".replace("/", "_")
+            path.write_bytes(damaged)
+            yield path
+            path.unlink()
+
+
+def test_same_packets_on_damaged_own_files(tmp_path: Path, speedups: Any) -> None:
+    count = total = 0
+    for path in _damaged(own_files(), tmp_path):
+        total += same_both_ways(helper_stream(path), speedups)
+        count += 1
+    print(f"{count} damaged copies of the test's own files, {total} packets: the same both ways")
+    assert count >= 90 and total > 0
+
+
+@pytest.mark.captures
+def test_same_packets_on_damaged_shared_captures(
+    captures: list[Path], tmp_path: Path, speedups: Any
+) -> None:
+    files = {path.name: path.read_bytes() for path in captures}
+    count = total = 0
+    for path in _damaged(files, tmp_path):
+        total += same_both_ways(helper_stream(path), speedups)
+        count += 1
+    print(f"{count} damaged copies of the shared captures, {total} packets: the same both ways")
+    assert count >= 20 * len(captures)
+
+
+@pytest.mark.captures
+def test_captures_iterate_alike_sync_and_async(captures: list[Path], speedups: Any) -> None:
+    """The whole client path: iteration and ``async for`` (the C iterator)."""
+
+    def sync_packets(path: Path) -> list[epcap.Packet]:
+        with start_file(path) as cap:
+            return list(cap)
+
+    async def async_packets(path: Path) -> list[epcap.Packet]:
+        async with epcap.start_async(file=path, progname=HELPER) as cap:
+            return [pkt async for pkt in cap]
+
+    def both(path: Path) -> tuple[list[epcap.Packet], list[epcap.Packet]]:
+        try:
+            return sync_packets(path), asyncio.run(async_packets(path))
+        except epcap.CaptureError as exc:  # a damaged capture: the same error both ways
+            return [exc.args], [exc.args]
+
+    compared = 0
+    for path in captures:
+        with using(speedups):
+            fast = both(path)
+        with using(None):
+            pure = both(path)
+        assert fast == pure, path.name
+        compared += len(fast[0])
+    print(f"{compared} packets alike through Capture and AsyncCapture, both ways")
+    assert compared > 300
+
+
+# -- the accelerator's own contract ----------------------------------------------------
+
+ITEM = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.booleans(),
+    st.binary(max_size=8),
+    st.text(max_size=4),
+    st.none(),
+    st.tuples(st.integers(-5, 2**40), st.integers(-5, 2 * 10**9)),
+    st.builds(bytearray, st.binary(max_size=4)),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(items=st.lists(ITEM, max_size=30), dlt=st.integers(0, 300))
+def test_random_frames_decide_alike(items: list[Any], dlt: int) -> None:
+    module = importlib.import_module("epcap._speedups")  # the suite's builds have it
+    message = ("packets", dlt, tuple(items))
+
+    def outcome(with_module: Any) -> Any:
+        with using(with_module):
+            try:
+                return _protocol._batch(message, lambda ifid: epcap.Packet)
+            except epcap.ProtocolError as exc:
+                return ("ProtocolError", str(exc))
+
+    assert outcome(module) == outcome(None)
+    built = module.build(dlt, tuple(items), epcap.Packet)
+    assert built is None or built == _protocol._build(dlt, tuple(items), epcap.Packet)
+
+
+def test_well_formed_frames_are_built_in_c(speedups: Any) -> None:
+    cls = packet_type("eth0", 2)
+    items = (1, 60, b"a" * 60, 2**63 + 5, 1514, b"", 2**80, 7, b"x")  # a wide int is an int
+    packets = speedups.build(1, items, cls)
+    assert packets == _protocol._build(1, items, cls)
+    for pkt in packets:
+        assert type(pkt) is cls and pkt.interface == "eth0" and pkt.interface_id == 2
+        assert not gc.is_tracked(pkt)  # ints and bytes only: no cycle to find
+        copy = pickle.loads(pickle.dumps(pkt))
+        assert copy == pkt and copy.interface == "eth0"
+        assert pkt._replace(length=1) == (1, pkt.time, 1, pkt.data)
+        dlt, when, length, data = pkt
+        assert (dlt, pkt[1], pkt.length, pkt.caplen) == (1, when, length, len(data))
+    # anything but exact ints and bytes in whole triples: the pure path decides
+    for odd in ((1, 2), (True, 1, b""), (1, 1, bytearray(b"")), ((1, 2), 1, b""), (1, 1, "s")):
+        assert speedups.build(1, odd, cls) is None
+
+
+def test_the_accelerator_refuses_bad_arguments(speedups: Any) -> None:
+    with pytest.raises(TypeError):
+        speedups.build(1, [1, 2, b""], epcap.Packet)  # a list, not a tuple
+    with pytest.raises(TypeError):
+        speedups.build(1, (), dict)  # not a tuple type
+    with pytest.raises(TypeError):
+        speedups.build(1, ())
+    with pytest.raises(TypeError):
+        speedups.AsyncPackets(object(), 5)  # slow must be callable
+    with pytest.raises(TypeError):
+        speedups.AsyncPackets(object(), print, x=1)
+
+
+def test_async_packets_awaitables(speedups: Any) -> None:
+    """A packet at hand comes through am_send (``async for``), through
+    iteration (``asyncio.wait_for``, ``yield from``), and once only."""
+
+    class Driver:
+        rest: Iterator[int] = iter(())
+
+    async def slow() -> int:
+        raise StopAsyncIteration
+
+    async def main() -> None:
+        driver = Driver()
+        driver.rest = iter([(1, 2), (3, 4), (5, 6), (7, 8)])  # tuples: StopIteration(value)
+        packets = speedups.AsyncPackets(driver, slow)
+        assert packets.__aiter__() is packets
+        first = packets.__anext__()
+        assert await first == (1, 2)
+        with pytest.raises(RuntimeError):
+            await first  # awaited already
+        assert await asyncio.wait_for(packets.__anext__(), 1) == (3, 4)
+        held = [packets.__anext__(), packets.__anext__()]  # two at once: two awaitables
+        assert [await a for a in held] == [(5, 6), (7, 8)]
+        assert [p async for p in packets] == []  # slow() ends it
+
+    asyncio.run(main())
+
+
+def test_an_async_capture_uses_the_accelerator(speedups: Any, tmp_path: Path) -> None:
+    path = tmp_path / "x.pcap"
+    path.write_bytes(own_files()["micro-le.pcap"])
+
+    async def main() -> list[epcap.Packet]:
+        async with epcap.start_async(file=path, progname=HELPER) as cap:
+            iterator = cap.__aiter__()
+            assert type(iterator) is speedups.AsyncPackets
+            return [pkt async for pkt in iterator]
+
+    with using(speedups):  # even in the EPCAP_PURE_PYTHON run
+        packets = asyncio.run(main())
+    with start_file(path) as cap:
+        assert packets == list(cap) and packets
+
+
+def test_frames_are_read_without_a_copy() -> None:
+    """The decoder's buffer takes reads in place; a frame cut by a read is
+    moved to the front, whole frames never are."""
+    body = frame(["packets", 1, (1, 3, b"abc")])
+    stream = READY + body * 3
+    session = Session()
+    events: list[Any] = []
+    for i in range(0, len(stream), 7):  # reads of 7 bytes, placed where space() says
+        piece = stream[i : i + 7]
+        space = session.space()
+        space[: len(piece)] = piece
+        events += session.filled(len(piece))
+    assert [e for e in events if isinstance(e, list)] == [[epcap.Packet(1, 1, 3, b"abc")]] * 3
+    with pytest.raises(ValueError):
+        session.filled(len(session.space()) + 1)
