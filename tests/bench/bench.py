@@ -27,10 +27,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import workload
 
 import epcap
+from epcap import _protocol
 
 ROOT = Path(__file__).resolve().parents[2]
 HELPER = ROOT / "priv" / "epcapd"
@@ -68,6 +70,19 @@ def epcap_async(path: str) -> int:
         return n
 
     return asyncio.run(main())
+
+
+def pure(reader: Callable[[str], int]) -> Callable[[str], int]:
+    """The same reader with epcap's C accelerator switched off."""
+
+    def run(path: str) -> int:
+        saved, _protocol._speedups = _protocol._speedups, None
+        try:
+            return reader(path)
+        finally:
+            _protocol._speedups = saved
+
+    return run
 
 
 def pypcap(path: str) -> int:
@@ -124,6 +139,8 @@ READERS: dict[str, Callable[[str], int]] = {
     "epcap sync": epcap_sync,
     "epcap async": epcap_async,
     "epcap batches": epcap_batches,
+    "epcap sync, pure Python": pure(epcap_sync),
+    "epcap async, pure Python": pure(epcap_async),
     "pypcap": pypcap,
     "pcapy-ng": pcapy_ng,
     "dpkt": dpkt_reader,
@@ -133,25 +150,27 @@ READERS: dict[str, Callable[[str], int]] = {
 
 
 def bench_files(workdir: Path, count: int, runs: int) -> dict[str, dict[str, float]]:
+    """Every reader on each workload; the runs go round the readers in turn,
+    so that a slow moment of the machine falls on all of them alike."""
     results: dict[str, dict[str, float]] = {}
     for kind in ("mixed", "small"):
         path = workload.write(workdir / f"{kind}.pcap", count, kind)
-        results[kind] = {}
         print(
             f"\n## File mode, {kind} workload: {count} packets, {path.stat().st_size / 1e6:.0f} MB"
         )
-        print(f"{'reader':24} {'pkts/s (median)':>16} {'vs epcap sync':>14}   runs (s)")
-        for name, reader in READERS.items():
-            times = []
-            for _ in range(runs):
+        times: dict[str, list[float]] = {name: [] for name in READERS}
+        for _ in range(runs):
+            for name, reader in READERS.items():
                 t0 = time.perf_counter()
                 n = reader(str(path))
-                times.append(time.perf_counter() - t0)
+                times[name].append(time.perf_counter() - t0)
                 assert n in (count, -1), f"{name} delivered {n} of {count}"
-            results[kind][name] = count / statistics.median(times)
-            ratio = results[kind][name] / results[kind]["epcap sync"]
-            shown = " ".join(f"{t:.2f}" for t in times)
-            print(f"{name:24} {results[kind][name]:16,.0f} {ratio:13.2f}x   {shown}")
+        results[kind] = {name: count / statistics.median(t) for name, t in times.items()}
+        print(f"{'reader':26} {'pkts/s (median)':>16} {'vs epcap sync':>14}   runs (s)")
+        for name, rate in results[kind].items():
+            ratio = rate / results[kind]["epcap sync"]
+            shown = " ".join(f"{t:.2f}" for t in times[name])
+            print(f"{name:26} {rate:16,.0f} {ratio:13.2f}x   {shown}")
         path.unlink()
     return results
 
@@ -346,63 +365,114 @@ def _tcpdump_delays(count: int) -> list[int]:
 
 def profile(workdir: Path, count: int) -> dict[str, dict[str, float]]:
     """Where epcap's sync reader spends its time, read by read: waiting for
-    (and copying) what the helper sends, msgpack decoding, building Packets,
-    and a Python loop over them."""
+    (and copying) what the helper sends, msgpack decoding, building Packets
+    (with the C accelerator and without), and a Python loop over them."""
     from epcap._packet import packet_type as tagged
-    from epcap._protocol import FrameDecoder, _batch
+    from epcap._protocol import FrameDecoder
 
     def packet_type(ifid: int) -> type[epcap.Packet]:
         return tagged("bench", ifid)  # as a capture's: a Packet subclass
 
     results: dict[str, dict[str, float]] = {}
     print(f"\n## Profile of the sync reader, {count} packets: seconds per stage")
-    print(f"{'workload':10} {'total':>7} {'read':>7} {'decode':>7} {'Packets':>7} {'loop':>7}")
+    print(f"{'workload':22} {'total':>7} {'read':>7} {'decode':>7} {'Packets':>7} {'loop':>7}")
     for kind in ("mixed", "small"):
         path = workload.write(workdir / f"prof-{kind}.pcap", count, kind)
-        stages = dict.fromkeys(("read", "decode", "Packets", "loop"), 0.0)
-        buf = memoryview(bytearray(1 << 20))
-        decoder = FrameDecoder()
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            [str(HELPER), "-r", str(path), "--"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-        )
-        assert proc.stdout is not None
-        fd = proc.stdout.fileno()
-        while True:
-            t0 = time.perf_counter()
-            n = os.readv(fd, [buf])
-            t1 = time.perf_counter()
-            if not n:
-                break
-            values, _ = decoder.feed(buf[:n])
-            t2 = time.perf_counter()
-            batches = [_batch(v, packet_type) for v in values if v[0] == "packets"]
-            t3 = time.perf_counter()
-            for batch in batches:
-                for pkt in batch:
-                    pkt.time, pkt.length, pkt.data  # noqa: B018
-            t4 = time.perf_counter()
-            for stage, took in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
-                stages[stage] += took
-        proc.wait()
-        total = time.perf_counter() - start
-        cells = " ".join(f"{took:7.2f}" for took in stages.values())
-        print(f"{kind:10} {total:7.2f} {cells}")
-        results[kind] = {"total": total, **stages}
+        for accelerated in (True, False):
+            saved = _protocol._speedups
+            _protocol._speedups = saved if accelerated else None
+            try:
+                label = f"{kind}{'' if accelerated else ', pure Python'}"
+                results[label] = _profile_one(path, FrameDecoder(), packet_type)
+            finally:
+                _protocol._speedups = saved
+            cells = " ".join(f"{results[label][stage]:7.2f}" for stage in STAGES)
+            print(f"{label:22} {results[label]['total']:7.2f} {cells}")
         path.unlink()
     return results
+
+
+STAGES = ("read", "decode", "Packets", "loop")
+
+
+def _profile_one(path: Path, decoder: Any, packet_type: Any) -> dict[str, float]:
+    stages = dict.fromkeys(STAGES, 0.0)
+    start = time.perf_counter()
+    ours, theirs = socket.socketpair()  # as the client spawns the helper
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+    proc = subprocess.Popen(
+        [str(HELPER), "-r", str(path), "--"], stdin=subprocess.PIPE, stdout=theirs.fileno()
+    )
+    theirs.close()
+    fd = ours.fileno()
+    while True:
+        t0 = time.perf_counter()
+        n = os.readv(fd, [decoder.space()])
+        t1 = time.perf_counter()
+        if not n:
+            break
+        values, _ = decoder.filled(n)
+        t2 = time.perf_counter()
+        batches = [_protocol._batch(v, packet_type) for v in values if v[0] == "packets"]
+        t3 = time.perf_counter()
+        for packets in batches:
+            for pkt in packets:
+                pkt.time, pkt.length, pkt.data  # noqa: B018
+        t4 = time.perf_counter()
+        for stage, took in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            stages[stage] += took
+    proc.wait()
+    ours.close()
+    return {"total": time.perf_counter() - start, **stages}
+
+
+def bench_transport(workdir: Path, count: int) -> dict[str, float]:
+    """The helper's stdout as a pipe (1 MiB: the helper sizes it so) and as
+    the Unix stream socket the client gives it (1 MiB send buffer): the
+    bytes of one file read into a 1 MiB buffer, nothing decoded."""
+    path = workload.write(workdir / "transport.pcap", count, "mixed")
+    rates: dict[str, list[float]] = {"pipe": [], "socket": []}
+    for _ in range(3):
+        for kind, got in rates.items():
+            if kind == "pipe":
+                r, w = os.pipe()
+            else:
+                a, b = socket.socketpair()
+                b.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+                r, w = a.detach(), b.detach()
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(
+                [str(HELPER), "-r", str(path), "--"], stdin=subprocess.PIPE, stdout=w
+            )
+            os.close(w)
+            buf, total = memoryview(bytearray(1 << 20)), 0
+            while n := os.readv(r, [buf]):
+                total += n
+            got.append(total / (time.perf_counter() - t0) / 1e9)
+            proc.wait()
+            os.close(r)
+    path.unlink()
+    result = {kind: statistics.median(got) for kind, got in rates.items()}
+    print(f"\n## The helper's stdout, {count} mixed packets: pipe or socket (median of 3)")
+    for kind, rate in result.items():
+        print(f"{kind:8} {rate:6.2f} GB/s   runs: " + " ".join(f"{r:.2f}" for r in rates[kind]))
+    return result
 
 
 # -- memory --------------------------------------------------------------------
 
 
 CLIENT_RSS = """
-import resource, sys, epcap
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+import sys, epcap
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
 with epcap.start(file=sys.argv[1], progname=sys.argv[2]) as cap:
-    for pkt in cap:
-        pass
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base)
+    for i, pkt in enumerate(cap):
+        if i == 100_000:
+            early = rss()
+print(early, rss())
 """
 
 
@@ -412,7 +482,7 @@ def bench_memory(workdir: Path, count: int) -> dict[str, float]:
         [sys.executable, "-c", CLIENT_RSS, str(path), str(HELPER)],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
-    client_growth = int(out.stdout) / 1024
+    early, late = map(float, out.stdout.split())
     peak = 0.0
     with epcap.start(file=path, progname=HELPER) as cap:
         pid = cap.pid
@@ -420,15 +490,18 @@ def bench_memory(workdir: Path, count: int) -> dict[str, float]:
             if i % 100000 == 0:
                 peak = max(peak, _hwm_mib(pid))
     with epcap.start(interface="lo", progname=HELPER) as cap:
-        live_peak = _hwm_mib(cap.pid)
+        live_peak, ring = _hwm_mib(cap.pid), _ring_mib(cap.pid)
     path.unlink()
     print(f"\n## Memory ({count} mixed packets)")
-    print(f"helper peak RSS reading the file: {peak:.1f} MiB; live on lo: {live_peak:.1f} MiB")
-    print(f"client RSS growth reading the file, keeping no packets: {client_growth:.1f} MiB")
+    print(f"helper peak RSS reading the file: {peak:.1f} MiB")
+    print(f"helper peak RSS live on lo: {live_peak:.1f} MiB, of which the ring {ring:.1f} MiB")
+    print(f"client RSS at packet 100,000: {early:.1f} MiB; at the end: {late:.1f} MiB")
     return {
         "helper_file_mib": peak,
         "helper_live_mib": live_peak,
-        "client_growth_mib": client_growth,
+        "helper_ring_mib": ring,
+        "client_early_mib": early,
+        "client_late_mib": late,
     }
 
 
@@ -437,6 +510,56 @@ def _hwm_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def _ring_mib(pid: int) -> float:
+    """The resident part of the packet ring: libpcap's mapping of its socket."""
+    total, in_ring = 0, False
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        fields = line.split()
+        if "-" in fields[0] and len(fields) >= 5:  # a mapping's first line
+            in_ring = fields[-1].startswith("socket:")
+        elif in_ring and fields[0] == "Rss:":
+            total += int(fields[1])
+    return total / 1024
+
+
+# -- the targets ----------------------------------------------------------------
+
+
+def verdicts(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    """Each target of issue 14, met or not, with its figures."""
+    files, live, latency, memory = (results[k] for k in ("files", "live", "latency", "memory"))
+
+    def vs(kind: str, reader: str, peer: str) -> float:
+        return float(files[kind][reader] / files[kind][peer])
+
+    a, b = vs("mixed", "epcap sync", "pypcap"), vs("mixed", "epcap sync", "pcapy-ng")
+    c = vs("small", "epcap sync", "pypcap")
+    d, e = vs("mixed", "epcap async", "epcap sync"), vs("small", "epcap async", "epcap sync")
+    drop, tcpdrop = live["epcap"]["dropped"], live["tcpdump"]["dropped"]
+    now = latency['epcap timeout="immediate"']["p99_us"]
+    floor = latency["tcpdump --immediate-mode"]["p99_us"]
+    default = latency["epcap default (timeout=1)"]["p99_us"]
+    beyond = memory["helper_live_mib"] - memory["helper_ring_mib"]
+    peak = memory["helper_file_mib"]
+    growth = memory["client_late_mib"] - memory["client_early_mib"]
+    return [
+        ("1. file, mixed: sync >= 1.0x pypcap and >= 1.5x pcapy-ng", a >= 1.0 and b >= 1.5,
+         f"{a:.2f}x pypcap, {b:.2f}x pcapy-ng"),
+        ("2. file, 64-byte: sync >= 1.0x pypcap", c >= 1.0, f"{c:.2f}x pypcap"),
+        ("3. async >= 0.9x sync, both workloads", d >= 0.9 and e >= 0.9,
+         f"mixed {d:.2f}x, small {e:.2f}x"),
+        ("4a. live flood: dropped <= tcpdump's", drop <= tcpdrop,
+         f"epcap {drop}, tcpdump {tcpdrop}"),
+        ('4b. timeout="immediate": p99 <= 1.25x tcpdump --immediate-mode', now <= 1.25 * floor,
+         f"{now:.0f} us against {floor:.0f} us ({now / floor:.2f}x)"),
+        ("4c. defaults: p99 < 1500 us", default < 1500, f"{default:.0f} us"),
+        ("5a. helper RSS beyond the ring < 16 MiB", beyond < 16 and peak < 16,
+         f"live: {beyond:.1f} MiB beyond the ring; file: {peak:.1f} MiB"),
+        ("5b. client RSS flat over 1M packets (< 1 MiB growth)", growth < 1.0,
+         f"{growth:+.1f} MiB from packet 100,000 to the end"),
+    ]  # fmt: skip
 
 
 def main() -> int:
@@ -460,12 +583,22 @@ def main() -> int:
             "live": bench_live(workdir, min(args.count, 200_000)),
             "latency": bench_latency(1000),
             "memory": bench_memory(workdir, args.count),
+            "transport": bench_transport(workdir, args.count),
             "profile": profile(workdir, args.count),
         }
+    print("\n## Targets")
+    results["targets"] = {}
+    for target, met, figures in verdicts(results):
+        print(f"{'met    ' if met else 'NOT MET'} {target}: {figures}")
+        results["targets"][target] = {"met": met, "figures": figures}
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     took = time.monotonic() - t0
     version = sys.version.split()[0]
-    print(f"\n(took {took:.0f} s; {os.cpu_count()} CPUs, python {version}, {rss:.0f} MiB max RSS)")
+    accel = "with" if _protocol.ACCELERATED else "WITHOUT"
+    print(
+        f"\n(took {took:.0f} s; {os.cpu_count()} CPUs, python {version}, {rss:.0f} MiB max RSS, "
+        f"{accel} the C accelerator)"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
