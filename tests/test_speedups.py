@@ -291,3 +291,24 @@ def test_frames_are_read_without_a_copy() -> None:
     assert [e for e in events if isinstance(e, list)] == [[epcap.Packet(1, 1, 3, b"abc")]] * 3
     with pytest.raises(ValueError):
         session.filled(len(session.space()) + 1)
+
+
+@pytest.mark.parametrize("accelerated", [True, False])
+def test_no_packet_after_aclose_mid_batch(accelerated: bool, speedups: Any, tmp_path: Path) -> None:
+    """A packet at hand is not delivered once the capture is closed, though
+    the iterator took its batch before (the C iterator keeps it)."""
+    path = tmp_path / "x.pcap"
+    path.write_bytes(own_files()["micro-le.pcap"])
+
+    async def main() -> tuple[int, str]:
+        async with epcap.start_async(file=path, progname=HELPER) as cap:
+            iterator = cap.__aiter__()
+            await iterator.__anext__()
+            assert cap._driver.ready_packet() is not None  # more of that batch at hand
+            await cap.aclose()
+            with pytest.raises(ValueError) as info:
+                await iterator.__anext__()
+            return cap.pending, str(info.value)
+
+    with using(speedups if accelerated else None):
+        assert asyncio.run(main()) == (0, "I/O operation on a closed capture")

@@ -10,6 +10,7 @@ capture, so that every call returns as soon as its answer is in.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import select
@@ -119,9 +120,14 @@ class Capture(CaptureBase):
         _close_fds(*fds)
 
     def __iter__(self) -> Iterator[Packet]:
+        # chained in C: no Python frame resumes per packet
+        return itertools.chain.from_iterable(self._rests())
+
+    def _rests(self) -> Iterator[Iterator[Packet]]:
+        """The driver's ``rest``, batch after batch: what iteration takes."""
         next_batch = self._driver.next_batch
         while (rest := self._drive(next_batch(hold=True))) is not None:
-            yield from rest
+            yield rest
 
     def batches(self) -> Iterator[list[Packet]]:
         """Iterate over the packets as lists, one per frame the helper sent."""

@@ -180,7 +180,8 @@ class Driver:
         self._clock = clock
         self._queue: deque[list[Packet] | EpcapError] = deque()
         self.rest: Iterator[Packet] = iter(())
-        """The packets of the batch being iterated that nobody took yet."""
+        """The packets of the batch being iterated that nobody took yet. It
+        is replaced only once exhausted, so a reader may hold it meanwhile."""
         self._outbox = bytearray()
         self._asked: deque[tuple[int, str]] = deque()  # (ticket, command), in write order
         self._answers: dict[int, Reply | Refused] = {}
@@ -431,7 +432,7 @@ class Driver:
         while not self._reaped:
             yield from self._io(self._end_by)
         self._queue.clear()
-        self.rest = iter(())
+        deque(self.rest, maxlen=0)  # its holders see the end too
 
     # -- inside ----------------------------------------------------------------
 

@@ -17,6 +17,8 @@
  *   takes the next packet of driver.rest when one is at hand and returns an
  *   awaitable that yields it at once (through am_send, with no exception);
  *   otherwise it returns slow(), the coroutine that waits for the next batch.
+ *   It keeps the iterator it took from driver.rest until that is exhausted:
+ *   the driver replaces rest only then.
  *
  * Limited API (3.11): one build serves every CPython from 3.11 on.
  */
@@ -150,6 +152,7 @@ static PyType_Spec ready_spec = {
 typedef struct {
     PyObject_HEAD
     PyObject *driver; /* whose .rest holds the packets at hand */
+    PyObject *rest;   /* driver.rest when last looked at (replaced only once exhausted) */
     PyObject *slow;   /* slow(): a coroutine for the next packet */
     PyObject *ready;  /* the last Ready, reused once nobody else holds it */
 } AsyncPackets;
@@ -183,6 +186,7 @@ static int
 packets_traverse(PyObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(((AsyncPackets *)self)->driver);
+    Py_VISIT(((AsyncPackets *)self)->rest);
     Py_VISIT(((AsyncPackets *)self)->slow);
     Py_VISIT(((AsyncPackets *)self)->ready);
     Py_VISIT(Py_TYPE(self));
@@ -193,6 +197,7 @@ static int
 packets_clear(PyObject *self)
 {
     Py_CLEAR(((AsyncPackets *)self)->driver);
+    Py_CLEAR(((AsyncPackets *)self)->rest);
     Py_CLEAR(((AsyncPackets *)self)->slow);
     Py_CLEAR(((AsyncPackets *)self)->ready);
     return 0;
@@ -223,15 +228,19 @@ packets_anext(PyObject *self)
         PyErr_SetString(PyExc_ValueError, "AsyncPackets was cleared");
         return NULL;
     }
-    PyObject *rest = PyObject_GetAttr(packets->driver, rest_name);
-    if (rest == NULL)
-        return NULL;
-    PyObject *packet = PyIter_Next(rest);
-    Py_DECREF(rest);
+    PyObject *packet = packets->rest != NULL ? PyIter_Next(packets->rest) : NULL;
     if (packet == NULL) {
         if (PyErr_Occurred())
             return NULL;
-        return PyObject_CallNoArgs(packets->slow);
+        PyObject *rest = PyObject_GetAttr(packets->driver, rest_name); /* a new batch? */
+        if (rest == NULL)
+            return NULL;
+        PyObject *old = packets->rest;
+        packets->rest = rest;
+        Py_XDECREF(old);
+        packet = PyIter_Next(rest);
+        if (packet == NULL)
+            return PyErr_Occurred() ? NULL : PyObject_CallNoArgs(packets->slow);
     }
     PyObject *ready = packets->ready;
     if (ready != NULL && Py_REFCNT(ready) == 1 && ((Ready *)ready)->value == NULL) {
