@@ -191,7 +191,7 @@ void wire_send(message_t *m, const msgpack_sbuffer *body);
 void wire_pack_str(msgpack_packer *pk, const char *s);
 void wire_pack_error(msgpack_packer *pk, const char *op, int errnum, int pcap_code,
                      const char *message);
-int wire_writable(void);
+int wire_try_send(message_t *m, const msgpack_sbuffer *body);
 void wire_count_delay(void);
 uint64_t wire_delays(void);
 
@@ -207,6 +207,7 @@ void frame_interfaces(pcap_if_t *devs, int (*allowed)(const char *name));
 void frame_packet(epcapd_t *st, const struct pcap_pkthdr *h, const u_char *data,
                   uint32_t interface);
 void frame_flush(epcapd_t *st);
+int frame_try_flush(epcapd_t *st);
 void frame_stats(epcapd_t *st, const char *tag, const char *reply, int live);
 void frame_reply(const char *command, long long value);
 void frame_refused(const char *command, const char *op, int errnum, int pcap_code,

@@ -76,23 +76,44 @@ void frame_packet(epcapd_t *st, const struct pcap_pkthdr *h, const u_char *data,
         frame_flush(st);
 }
 
-void frame_flush(epcapd_t *st)
+/* Send the batch; with may_refuse, not when stdout has no room (0: the
+ * batch stays as it was). */
+static int flush(epcapd_t *st, int may_refuse)
 {
     message_t m;
     msgpack_packer *pk;
+    size_t body = st->batch.size;
 
     if (st->batch_count == 0)
-        return;
+        return 1;
     pk = wire_open(&m, st->batch_interface != 0 ? 4 : 3, "packets");
     msgpack_pack_int(pk, st->datalink);
     msgpack_pack_array(pk, (size_t)st->batch_count * 3);
     if (st->batch_interface != 0) /* the 4th element follows the packets */
         msgpack_pack_uint32(&st->batch_pk, st->batch_interface);
-    wire_send(&m, &st->batch);
+    if (!may_refuse)
+        wire_send(&m, &st->batch);
+    else if (!wire_try_send(&m, &st->batch)) {
+        st->batch.size = body; /* without the 4th element again */
+        return 0;
+    }
 
     st->delivered += st->batch_count;
     st->batch_count = 0;
     msgpack_sbuffer_clear(&st->batch);
+    return 1;
+}
+
+void frame_flush(epcapd_t *st)
+{
+    (void)flush(st, 0);
+}
+
+/* The live loop's flush: 1 if the batch went (or there was none), 0 if
+ * stdout is full and the batch waits, growing. */
+int frame_try_flush(epcapd_t *st)
+{
+    return flush(st, 1);
 }
 
 void frame_ready(epcapd_t *st)

@@ -337,14 +337,13 @@ static void run_live(epcapd_t *st)
                 die("poll", errno, 0, "poll: %s", strerror(errno));
             continue; /* revents are stale */
         }
+        /* One pcap_dispatch() takes every packet the ring holds; a second
+         * would find none and cost libpcap a poll() of its own: the next
+         * turn's poll() says when there is more. */
         if (readable(&fds[1], "pcap"))
-            (void)capture_drain(st, 64);
-        if (st->batch_count > 0) {
-            if (wire_writable())
-                frame_flush(st);
-            else if (!waiting)
-                wire_count_delay(); /* the client is behind: the batch waits */
-        }
+            (void)capture_drain(st, 1);
+        if (!frame_try_flush(st) && !waiting)
+            wire_count_delay(); /* the client is behind: the batch waits */
         waiting = st->batch_count > 0;
         if (client_gone(&fds[2]) || (readable(&fds[0], "stdin") && !read_commands(st)))
             stop(st);

@@ -44,7 +44,10 @@ uint64_t wire_delays(void)
     return delays;
 }
 
-static void write_all(struct iovec *iov, int iovcnt)
+/* Write the whole frame, waiting for room as long as it takes; with
+ * may_refuse, a stdout with no room at all for its first byte is 0 and
+ * nothing is written (the caller keeps the frame). 1 once written. */
+static int write_all(struct iovec *iov, int iovcnt, int may_refuse)
 {
     struct pollfd fds[2] = {{STDOUT_FILENO, POLLOUT, 0}, {client_fd, POLLIN, 0}};
     int waited = 0;
@@ -54,6 +57,8 @@ static void write_all(struct iovec *iov, int iovcnt)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
+            if (errno == EAGAIN && may_refuse)
+                return 0;
             if (errno == EAGAIN) {
                 if (!waited++)
                     delays++;
@@ -75,10 +80,13 @@ static void write_all(struct iovec *iov, int iovcnt)
             iov->iov_base = (char *)iov->iov_base + n;
             iov->iov_len -= (size_t)n;
         }
+        may_refuse = 0; /* a frame begun is a frame finished */
     }
+    return 1;
 }
 
-static void write_frame(const msgpack_sbuffer *head, const msgpack_sbuffer *body);
+static int write_frame(const msgpack_sbuffer *head, const msgpack_sbuffer *body,
+                       int may_refuse);
 
 /* A frame the helper built too large is its own bug: say so, and end. */
 static void __attribute__((noreturn)) oversize(size_t len)
@@ -89,12 +97,13 @@ static void __attribute__((noreturn)) oversize(size_t len)
 
     (void)snprintf(text, sizeof(text), "frame of %zu bytes exceeds the limit", len);
     wire_pack_error(pk, "frame", EMSGSIZE, 0, text);
-    write_frame(&m.sb, NULL);
+    (void)write_frame(&m.sb, NULL, 0);
     _exit(1);
 }
 
-/* Write head (and body, if any) as one frame. */
-static void write_frame(const msgpack_sbuffer *head, const msgpack_sbuffer *body)
+/* Write head (and body, if any) as one frame (write_all() says when not). */
+static int write_frame(const msgpack_sbuffer *head, const msgpack_sbuffer *body,
+                       int may_refuse)
 {
     size_t len = head->size + (body != NULL ? body->size : 0);
     uint32_t prefix = htonl((uint32_t)len);
@@ -106,7 +115,7 @@ static void write_frame(const msgpack_sbuffer *head, const msgpack_sbuffer *body
 
     if (len == 0 || len > EPCAPD_MAX_FRAME)
         oversize(len);
-    write_all(iov, body != NULL ? 3 : 2);
+    return write_all(iov, body != NULL ? 3 : 2, may_refuse);
 }
 
 msgpack_packer *wire_open(message_t *m, size_t items, const char *tag)
@@ -120,8 +129,19 @@ msgpack_packer *wire_open(message_t *m, size_t items, const char *tag)
 
 void wire_send(message_t *m, const msgpack_sbuffer *body)
 {
-    write_frame(&m->sb, body);
+    (void)write_frame(&m->sb, body, 0);
     msgpack_sbuffer_destroy(&m->sb);
+}
+
+/* As wire_send(), unless stdout has no room at all (the client is behind):
+ * then nothing is written and 0 is returned. One writev() when there is
+ * room, no poll() first: this is the path of every live batch. */
+int wire_try_send(message_t *m, const msgpack_sbuffer *body)
+{
+    int sent = write_frame(&m->sb, body, 1);
+
+    msgpack_sbuffer_destroy(&m->sb);
+    return sent;
 }
 
 void wire_pack_str(msgpack_packer *pk, const char *s)
@@ -223,9 +243,3 @@ void wire_pack_error(msgpack_packer *pk, const char *op, int errnum, int pcap_co
     pack_text(pk, message);
 }
 
-int wire_writable(void)
-{
-    struct pollfd out = {STDOUT_FILENO, POLLOUT, 0};
-
-    return poll(&out, 1, 0) == 1 && (out.revents & POLLOUT) != 0;
-}
