@@ -162,3 +162,40 @@ def test_commands_are_coroutines_and_tasks_can_share_a_capture(udp_port: int) ->
     got, stats = asyncio.run(main())
     assert [p.data[42:] for p in got] == [b"%d" % i for i in range(10)]
     assert stats["packets"] == 10
+
+
+def test_a_fast_file_leaves_the_loop_to_others(tmp_path: Path) -> None:
+    """Reading a large file as fast as the helper sends it, the capture
+    still gives the loop a turn at every read: a timeout fires in time and
+    another task keeps running; the capture is usable afterwards."""
+    path = tmp_path / "big.pcap"
+    pf.write_pcap(path, many_records(200_000), linktype=pf.LINKTYPE_ETHERNET, nano=True)
+
+    async def main() -> tuple[int, int, float, int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        other = asyncio.create_task(ticker())
+        got = 0
+        async with epcap.start_async(file=path, progname=HELPER) as cap:
+            began = time.monotonic()
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.05):
+                    async for _ in cap:
+                        got += 1
+            late = time.monotonic() - began - 0.05
+            rest = 0
+            async for _ in cap:
+                rest += 1
+        other.cancel()
+        return got, ticks, late, got + rest
+
+    got, ticks, late, total = asyncio.run(main())
+    print(f"{got} packets in 50 ms; the timeout fired {late * 1000:.1f} ms late; {ticks} ticks")
+    assert 0 < got < 200_000 and ticks > 10 and late < 0.5
+    assert total == 200_000  # the packet the timeout interrupted is not lost

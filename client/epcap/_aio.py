@@ -70,6 +70,13 @@ class AsyncCapture(CaptureBase):
 
     async def _move(self, io: Io) -> None:
         self._begin(io)
+        if io.write is None:
+            # The helper is often ahead (a file, a flood): after one turn of
+            # the loop, for the other tasks' sake, take what is there without
+            # a reader, a future and a wait for each read.
+            await asyncio.sleep(0)
+            if self._read():
+                return
         loop, waker = self._loop, self._loop.create_future()
         ready = [False]
 

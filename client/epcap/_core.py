@@ -207,11 +207,18 @@ class CaptureBase:
                 pass
             except OSError:  # EPIPE: the helper is gone, its stdout says why
                 driver.input_broken()
+        self._read()
+
+    def _read(self) -> bool:
+        """Read what the helper sent, if anything: True if a read was made
+        (perhaps the end of its stdout), False if there was nothing."""
+        driver = self._driver
         try:
             count = os.readv(self._out, [driver.space()])
         except BlockingIOError:
-            return
+            return False
         driver.filled(count)
+        return True
 
     def _release(self) -> str:
         """Close the pipes (after taking stderr) before the reap."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import mmap
 import os
 import struct
 from collections.abc import Callable, Mapping
@@ -109,7 +110,9 @@ class FrameDecoder:
 
     def __init__(self, read_size: int = READ_SIZE) -> None:
         self._read_size = read_size
-        self._view = memoryview(bytearray(4 + MAX_FRAME + read_size))
+        # anonymous memory: its pages exist once a read reaches them, so a
+        # quiet capture holds a few KiB of it, not 2 MiB
+        self._view = memoryview(mmap.mmap(-1, 4 + MAX_FRAME + read_size))
         self._start = self._end = 0  # the bytes held: _view[_start:_end]
         self._error: ProtocolError | None = None
 
