@@ -238,14 +238,27 @@ def test_async_packets_awaitables(speedups: Any) -> None:
     iteration (``asyncio.wait_for``, ``yield from``), and once only."""
 
     class Driver:
-        rest: Iterator[int] = iter(())
+        """The driver's part: ``rest``, and ``ready_packet`` for the next batch."""
+
+        def __init__(self) -> None:
+            self.rest: Iterator[Any] = iter(())
+            self.batches: list[list[Any]] = []
+
+        def ready_packet(self) -> Any:
+            for packet in self.rest:
+                return packet
+            if self.batches:
+                self.rest = iter(self.batches.pop(0))
+                return next(self.rest)
+            return None
 
     async def slow() -> int:
         raise StopAsyncIteration
 
     async def main() -> None:
         driver = Driver()
-        driver.rest = iter([(1, 2), (3, 4), (5, 6), (7, 8)])  # tuples: StopIteration(value)
+        driver.rest = iter([(1, 2), (3, 4)])  # tuples: StopIteration(value)
+        driver.batches = [[(5, 6)], [(7, 8)]]  # batches received: at hand too
         packets = speedups.AsyncPackets(driver, slow)
         assert packets.__aiter__() is packets
         first = packets.__anext__()

@@ -331,10 +331,16 @@ class Driver:
             yield from self._io(deadline)
 
     def ready_packet(self) -> Packet | None:
-        """The next packet if one is at hand (no waiting, no operation),
-        else None: then :meth:`next_packet` waits for it."""
+        """The next packet if one is at hand, in ``rest`` or in a batch
+        already received (no waiting, no operation), else None: then
+        :meth:`next_packet` waits for it (or raises what is queued)."""
         for packet in self.rest:
             return packet
+        head = self._queue[0] if self._queue and not self._closed else None
+        if isinstance(head, list):
+            self._queue.popleft()
+            for packet in self._hold(head):
+                return packet
         return None
 
     def next_packet(self, timeout: float | None = None) -> Op[Packet | None]:

@@ -3,7 +3,7 @@
 Nothing here reads, writes, spawns or sleeps. :class:`Session` takes the bytes
 the helper wrote, in pieces of any size, and returns the events they complete;
 :func:`encode` makes the bytes of a command. The sync and asyncio shells only
-move bytes between a pipe and these.
+move bytes between the helper and these.
 """
 
 from __future__ import annotations

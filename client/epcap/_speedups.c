@@ -14,11 +14,12 @@
  *   otherwise visit every packet of every batch still alive.
  *
  * - AsyncPackets(driver, slow): `async for` over a capture. Its __anext__
- *   takes the next packet of driver.rest when one is at hand and returns an
- *   awaitable that yields it at once (through am_send, with no exception);
- *   otherwise it returns slow(), the coroutine that waits for the next batch.
- *   It keeps the iterator it took from driver.rest until that is exhausted:
- *   the driver replaces rest only then.
+ *   takes the next packet of driver.rest, or else of driver.ready_packet()
+ *   (a batch already received), and returns an awaitable that yields it at
+ *   once (through am_send, with no exception); when none is at hand it
+ *   returns slow(), the coroutine that waits for the next batch. It keeps
+ *   the iterator it took from driver.rest until that is exhausted: the
+ *   driver replaces rest only then.
  *
  * Limited API (3.11): one build serves every CPython from 3.11 on.
  */
@@ -157,7 +158,7 @@ typedef struct {
     PyObject *ready;  /* the last Ready, reused once nobody else holds it */
 } AsyncPackets;
 
-static PyObject *rest_name;
+static PyObject *rest_name, *ready_name;
 
 static PyObject *
 packets_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
@@ -232,15 +233,21 @@ packets_anext(PyObject *self)
     if (packet == NULL) {
         if (PyErr_Occurred())
             return NULL;
-        PyObject *rest = PyObject_GetAttr(packets->driver, rest_name); /* a new batch? */
-        if (rest == NULL)
+        packet = PyObject_CallMethodObjArgs(packets->driver, ready_name, NULL); /* next batch */
+        if (packet == NULL)
             return NULL;
+        if (packet == Py_None) {
+            Py_DECREF(packet);
+            return PyObject_CallNoArgs(packets->slow);
+        }
+        PyObject *rest = PyObject_GetAttr(packets->driver, rest_name); /* now that batch */
+        if (rest == NULL) {
+            Py_DECREF(packet);
+            return NULL;
+        }
         PyObject *old = packets->rest;
         packets->rest = rest;
         Py_XDECREF(old);
-        packet = PyIter_Next(rest);
-        if (packet == NULL)
-            return PyErr_Occurred() ? NULL : PyObject_CallNoArgs(packets->slow);
     }
     PyObject *ready = packets->ready;
     if (ready != NULL && Py_REFCNT(ready) == 1 && ((Ready *)ready)->value == NULL) {
@@ -291,7 +298,8 @@ static int
 exec_module(PyObject *module)
 {
     rest_name = PyUnicode_InternFromString("rest");
-    if (rest_name == NULL)
+    ready_name = PyUnicode_InternFromString("ready_packet");
+    if (rest_name == NULL || ready_name == NULL)
         return -1;
     ReadyType = (PyTypeObject *)PyType_FromSpec(&ready_spec);
     if (ReadyType == NULL)
