@@ -52,6 +52,7 @@ class Capture(CaptureBase):
         super().__init__(*args)
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
+        self._sleepers = 0  # threads in self._cond.wait(), counted under the lock
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._poll = select.poll()
         self._poll.register(self._out, select.POLLIN)
@@ -69,9 +70,13 @@ class Capture(CaptureBase):
                 if type(need) is Io:
                     self._move(need)
                 elif type(need) is Wait:
-                    self._cond.wait(self._driver.remaining(need.deadline))
+                    self._sleepers += 1
+                    try:
+                        self._cond.wait(self._driver.remaining(need.deadline))
+                    finally:
+                        self._sleepers -= 1
                 elif need is NOTIFY:
-                    self._cond.notify_all()
+                    self._notify()
                 elif type(need) is Reap:
                     self._reap(need)
                 else:  # INTERRUPT
@@ -81,8 +86,14 @@ class Capture(CaptureBase):
             return done.value  # type: ignore[no-any-return]
         finally:
             op.close()
-            self._cond.notify_all()
+            self._notify()
             self._orphan()
+
+    def _notify(self) -> None:
+        """Wake the threads waiting for the one moving bytes, if any (a
+        capture that one thread iterates has none: no Condition call)."""
+        if self._sleepers:
+            self._cond.notify_all()
 
     def _interrupt(self) -> None:
         """Wake the thread in poll(): a byte on the wake-up pipe."""
@@ -103,10 +114,13 @@ class Capture(CaptureBase):
             self._lock.acquire()
         if io.write is not None:
             self._poll.unregister(self._in)
-        if any(fd == self._wake_r for fd, _ in events):
-            with contextlib.suppress(BlockingIOError):
-                os.read(self._wake_r, 4096)
-        self._end(io, writable=any(fd == self._in for fd, _ in events))
+        writable = False
+        for fd, _ in events:
+            if fd == self._wake_r:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_r, 4096)
+            writable = writable or fd == self._in
+        self._end(io, writable=writable)
 
     def _reap(self, need: Reap) -> None:
         stderr = self._release()
