@@ -51,7 +51,7 @@ COMMAND_TIMEOUT = 10.0
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: that costs a microsecond per need
 class Io:
     """Move bytes until something happens or ``deadline`` (None: no limit);
     first close the helper's stdin if ``close_input``."""
@@ -61,14 +61,14 @@ class Io:
     deadline: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: that costs a microsecond per need
 class Wait:
     """Another caller is moving bytes: sleep until notified or ``deadline``."""
 
     deadline: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: that costs a microsecond per need
 class Reap:
     """Close the helper's pipes and reap it within ``timeout`` seconds."""
 
@@ -177,6 +177,8 @@ class Driver:
             return packet_type(self._session.settings.get("interface"), ifid, ref())
 
         self._session = Session(file_mode=file_mode, packet_type=tagged)
+        self.space: Callable[[], memoryview] = self._session.space
+        """Where the shell reads the helper's stdout into; then :meth:`filled`."""
         self._clock = clock
         self._queue: deque[list[Packet] | EpcapError] = deque()
         self.rest: Iterator[Packet] = iter(())
@@ -201,10 +203,6 @@ class Driver:
         self.last_stats: Mapping[str, int] | None = None
 
     # -- what the shell reports ------------------------------------------------
-
-    def space(self) -> memoryview:
-        """Where the shell reads the helper's stdout into; then :meth:`filled`."""
-        return self._session.space()
 
     def filled(self, count: int) -> None:
         """``count`` bytes were read into :meth:`space`; 0 at the end of stdout."""
@@ -312,8 +310,8 @@ class Driver:
         deadline = deadline_after(timeout, self._clock())
         if self._closed:
             raise ValueError("I/O operation on a closed capture")
-        leftover = list(self.rest)
-        if leftover:
+        for first in self.rest:  # (an exhausted rest costs no list)
+            leftover = [first, *self.rest]
             return self._hold(leftover) if hold else leftover
         while True:
             if self._closed:

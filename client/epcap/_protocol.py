@@ -249,6 +249,8 @@ class Session:
         packet_type: Callable[[int], type[Packet]] | None = None,
     ) -> None:
         self._decoder = FrameDecoder()
+        self.space: Callable[[], memoryview] = self._decoder.space
+        """Where to read the helper's next bytes into; then :meth:`filled`."""
         self._file_mode = file_mode
         self.packet_type: Callable[[int], type[Packet]] = packet_type or (lambda ifid: Packet)
         self.state = State.SETUP
@@ -259,10 +261,6 @@ class Session:
         order. A protocol violation is a :class:`ProtocolError` event, the
         last one: the events before it stand, and the session is over."""
         return self._events(*self._decoder.feed(data))
-
-    def space(self) -> memoryview:
-        """Where to read the helper's next bytes into; then :meth:`filled`."""
-        return self._decoder.space()
 
     def filled(self, count: int) -> list[Event]:
         """``count`` bytes were read into :meth:`space`: as :meth:`receive`."""
