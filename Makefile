@@ -30,11 +30,10 @@ TEST_PACKAGES   := sudo libcap2-bin iproute2 tcpdump strace
 BENCH_PACKAGES  := tcpdump tcpreplay
 # The client's C accelerator (client/epcap/_speedups.c, built by pip through
 # setup.py) needs Python's headers: Debian's python3-dev, unless PYTHON has
-# its own (a pyenv or source build).
+# its own (a pyenv or source build). Only the venv asks for them: a wheel
+# build without them builds the helper and leaves the accelerator out.
 PY_INCLUDE := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null)
-ifeq ($(wildcard $(PY_INCLUDE)/Python.h),)
-SYSTEM_PACKAGES += python3-dev
-endif
+PYTHON_PACKAGES := $(if $(wildcard $(PY_INCLUDE)/Python.h),,python3-dev)
 # clang, with its sanitizer and libFuzzer runtimes (a Recommends of clang).
 CLANG_PACKAGES  := clang libclang-rt-dev
 
@@ -93,7 +92,7 @@ FUZZ_BINS      := $(FUZZ_HARNESSES:%=$(FUZZ_DIR)/fuzz_%)
 # Rebuild when the compiler, the flags or SANDBOX change.
 STAMP     := $(BUILDDIR)/.build-flags
 
-.PHONY: all help deps deps-test deps-fuzz install-packages build install uninstall venv sniff test soak \
+.PHONY: all help deps deps-test deps-python deps-fuzz install-packages build install uninstall venv sniff test soak \
         lint bench fuzz clean FORCE
 
 all: build
@@ -107,6 +106,9 @@ deps: ## install the Debian packages the build needs (as root), or print the com
 
 deps-test: deps
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(TEST_PACKAGES)"
+
+deps-python: deps
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(PYTHON_PACKAGES)"
 
 deps-fuzz: deps
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(CLANG_PACKAGES)"
@@ -158,7 +160,7 @@ uninstall: ## as root: epcap-admin uninstall: remove what make install put in PR
 
 venv: $(VENV)/.installed ## make .venv with the package and its test tools
 
-$(VENV)/.installed: pyproject.toml setup.py client/epcap/_speedups.c | deps
+$(VENV)/.installed: pyproject.toml setup.py client/epcap/_speedups.c | deps deps-python
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q -e '.[test]'

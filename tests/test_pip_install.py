@@ -197,6 +197,23 @@ def test_missing_build_packages_are_named_not_installed(tmp_path: Path) -> None:
     assert not (tmp_path / "epcapd").exists()
 
 
+def test_the_helper_builds_without_python_headers(tmp_path: Path) -> None:
+    """A wheel build's helper rule (DEPS=check) under a Python without
+    headers: the helper builds, and python3-dev is asked only by the venv."""
+    python = tmp_path / "python3"
+    python.write_text("#!/bin/sh\necho /nonexistent/include\n")  # what sysconfig would say
+    python.chmod(0o755)
+    common = [f"BUILDDIR={tmp_path}", "DEPS=check", f"PYTHON={python}"]
+    built = subprocess.run(["make", "-s", "-C", str(ROOT), f"{tmp_path}/epcapd", *common],
+                           capture_output=True, text=True)  # fmt: skip
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert (tmp_path / "epcapd").read_bytes()[:4] == b"\x7fELF"
+    asks = subprocess.run(["make", "-s", "--no-print-directory", "-C", str(ROOT), *common,
+                           "--eval=show-python-packages: ; @echo '[$(PYTHON_PACKAGES)]'",
+                           "show-python-packages"], capture_output=True, text=True)  # fmt: skip
+    assert asks.stdout.strip() == "[python3-dev]", asks.stdout + asks.stderr
+
+
 def test_a_helper_of_another_protocol_version_is_a_clear_error(tmp_path: Path) -> None:
     build = tmp_path / "build"
     subprocess.run(["make", "-s", "-C", str(ROOT), f"{build}/epcapd", f"BUILDDIR={build}",
