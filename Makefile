@@ -32,8 +32,9 @@ BENCH_PACKAGES  := tcpdump tcpreplay
 # setup.py) needs Python's headers: Debian's python3-dev, unless PYTHON has
 # its own (a pyenv or source build). Only the venv asks for them: a wheel
 # build without them builds the helper and leaves the accelerator out.
-PY_INCLUDE := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null)
-PYTHON_PACKAGES := $(if $(wildcard $(PY_INCLUDE)/Python.h),,python3-dev)
+# Expanded where used, so that other targets spawn no Python for it.
+PY_INCLUDE = $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null)
+PYTHON_PACKAGES = $(if $(wildcard $(PY_INCLUDE)/Python.h),,python3-dev)
 # clang, with its sanitizer and libFuzzer runtimes (a Recommends of clang).
 CLANG_PACKAGES  := clang libclang-rt-dev
 

@@ -49,13 +49,24 @@ def wheelhouse() -> Iterator[Path]:
         shutil.rmtree(top)
 
 
+def copy_tree(tree: Path) -> None:
+    """A copy of this tree's files (as a clone holds them) at ``tree``."""
+    for name in tree_files():
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, tree / name)
+
+
+def readable_by_all(top: Path) -> None:
+    """Everything under ``top`` readable (and directories searchable) by the test's user."""
+    for path in top.rglob("*"):
+        path.chmod(path.stat().st_mode | 0o555 if path.is_dir() else path.stat().st_mode | 0o444)
+
+
 def build_wheels(top: Path) -> Path:
     """Build into `top`: tree/ (the copy), sdist/, wheels/ (with the dependencies)."""
     top.chmod(0o755)
     tree, house, sdist = top / "tree", top / "wheels", top / "sdist"
-    for name in tree_files():
-        (tree / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, tree / name)
+    copy_tree(tree)
     # the sdist (its making writes a scratch copy beside setup.py), then a
     # read-only tree, as a root-owned checkout or a read-only mount is
     build = [sys.executable, "-m", "build", "-q", "--sdist", "-o", str(sdist), str(tree)]
@@ -70,8 +81,7 @@ def build_wheels(top: Path) -> Path:
     (archive,) = sdist.glob("epcap-*.tar.gz")
     subprocess.run([*pip, "wheel", "-q", "--no-deps", str(archive), "-w", str(sdist)], check=True)
     subprocess.run([*pip, "download", "-q", "-d", str(house), *DEPENDENCIES], check=True)
-    for path in top.rglob("*"):
-        path.chmod(path.stat().st_mode | 0o555 if path.is_dir() else path.stat().st_mode | 0o444)
+    readable_by_all(top)
     return top
 
 
@@ -96,20 +106,25 @@ def test_the_wheels_carry_the_helper(wheelhouse: Path) -> None:
 def venv(user: pwd.struct_passwd, wheelhouse: Path) -> Iterator[Path]:
     """A fresh venv of the user's, with `pip install epcap` from the wheelhouse."""
     top = Path(tempfile.mkdtemp(prefix="epcap-venv-", dir="/var/tmp"))
-    os.chown(top, user.pw_uid, user.pw_gid)
-    debian = "/usr/bin/python3"  # one the user may run (root's pyenv is under /root)
-    base = debian if Path(debian).exists() else sys.executable
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(top), "PIP_NO_CACHE_DIR": "1"}
     try:
-        for command in (
-            [base, "-m", "venv", str(top / "venv")],
-            [str(top / "venv" / "bin" / "pip"), "install", "-q", "--no-index", "--find-links",
-             str(wheelhouse / "wheels"), "epcap"],
-        ):  # fmt: skip
-            subprocess.run([*as_user(user), *command], check=True, env=env, cwd=str(top))
-        yield top / "venv"
+        yield user_venv(user, top, wheelhouse / "wheels")
     finally:
         shutil.rmtree(top)
+
+
+def user_venv(user: pwd.struct_passwd, home: Path, wheels: Path) -> Path:
+    """home/venv, the user's, with `pip install epcap` from ``wheels`` only."""
+    os.chown(home, user.pw_uid, user.pw_gid)
+    debian = "/usr/bin/python3"  # one the user may run (root's pyenv is under /root)
+    base = debian if Path(debian).exists() else sys.executable
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PIP_NO_CACHE_DIR": "1"}
+    for command in (
+        [base, "-m", "venv", str(home / "venv")],
+        [str(home / "venv" / "bin" / "pip"), "install", "-q", "--no-index", "--find-links",
+         str(wheels), "epcap"],
+    ):  # fmt: skip
+        subprocess.run([*as_user(user), *command], check=True, env=env, cwd=str(home))
+    return home / "venv"
 
 
 def as_user_in(
@@ -251,9 +266,7 @@ def test_without_python_headers_the_wheel_is_pure_python(user: pwd.struct_passwd
 def pure_wheel_works(user: pwd.struct_passwd, tmp_path: Path) -> None:
     tmp_path.chmod(0o755)
     tree, house = tmp_path / "tree", tmp_path / "wheels"
-    for name in tree_files():
-        (tree / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, tree / name)
+    copy_tree(tree)
     env = {**os.environ, "CPPFLAGS": "-include /nonexistent/Python.h"}  # the helper ignores it
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", str(tree), "-w", str(house)],
@@ -269,21 +282,10 @@ def pure_wheel_works(user: pwd.struct_passwd, tmp_path: Path) -> None:
     assert not [n for n in names if "_speedups" in n and n.endswith(".so")]
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "-d", str(house),
                     *DEPENDENCIES], check=True)  # fmt: skip
-    for path in tmp_path.rglob("*"):
-        path.chmod(path.stat().st_mode | 0o555 if path.is_dir() else path.stat().st_mode | 0o444)
+    readable_by_all(tmp_path)
     home = tmp_path / "home"
     home.mkdir()
-    os.chown(home, user.pw_uid, user.pw_gid)
-    debian = "/usr/bin/python3"
-    base = debian if Path(debian).exists() else sys.executable
-    venv = home / "venv"
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PIP_NO_CACHE_DIR": "1"}
-    for command in (
-        [base, "-m", "venv", str(venv)],
-        [str(venv / "bin" / "pip"), "install", "-q", "--no-index", "--find-links", str(house),
-         "epcap"],
-    ):  # fmt: skip
-        subprocess.run([*as_user(user), *command], check=True, cwd=str(home), env=env)
+    venv = user_venv(user, home, house)
     read = as_user_in(venv, user, str(venv / "bin" / "python"), "-c", READ_A_FILE)
     assert read.returncode == 0, read.stderr
     count, _uid, _helper, accelerated = read.stdout.split()

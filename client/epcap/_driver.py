@@ -346,7 +346,8 @@ class Driver:
         deadline = deadline_after(timeout, self._clock())
         if self._closed:
             raise ValueError("I/O operation on a closed capture")
-        for packet in self.rest:
+        packet = self.ready_packet()
+        if packet is not None:
             return packet
         while True:
             left = self.remaining(deadline)
