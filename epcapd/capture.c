@@ -53,11 +53,50 @@ void capture_open_file(epcapd_t *st)
         die("open", EINVAL, 0, "%s: not a regular file", st->file);
 }
 
-/* libpcap reads the file's header (with no privilege left, main). */
+/*
+ * The nanoseconds in a unit of a pcap file's time stamp fraction, from its
+ * magic number in either byte order (libpcap's TCPDUMP_MAGIC,
+ * KUZNETZOV_TCPDUMP_MAGIC, NSEC_TCPDUMP_MAGIC): 1000, or 1; 0 for any other
+ * file, which libpcap then reads or rejects as before. A pread: the file's
+ * position, where libpcap starts, stays 0.
+ */
+static uint32_t pcap_file_unit(int fd)
+{
+    uint32_t magic;
+    int i;
+
+    if (pread(fd, &magic, sizeof(magic), 0) != (ssize_t)sizeof(magic))
+        return 0; /* libpcap says what is wrong with the file */
+    for (i = 0; i < 2; i++, magic = __builtin_bswap32(magic)) {
+        if (magic == 0xa1b2c3d4 || magic == 0xa1b2cd34)
+            return 1000;
+        if (magic == 0xa1b23c4d)
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * libpcap reads the file's header (with no privilege left, main). A pcap
+ * record's time stamp is two unsigned 32-bit fields, seconds and fraction,
+ * which libpcap 1.10.3 reads as signed and sign-extends, and, asked for
+ * another precision than the file's, scales sign-extended: so a pcap file
+ * is opened at its own precision, where libpcap passes both fields through
+ * unchanged, and frame_packet() takes them as the file holds them. The
+ * precision asked stays st->precision. (A file changed between the pread
+ * and libpcap's read gets wrong times, but frame_packet() keeps them within
+ * the protocol's bounds.)
+ */
 void capture_read_file(epcapd_t *st)
 {
     char errbuf[PCAP_ERRBUF_SIZE] = "";
-    FILE *fp = fdopen(st->file_fd, "rb");
+    FILE *fp;
+    int precision = st->precision;
+
+    st->pcap_unit = pcap_file_unit(st->file_fd);
+    if (st->pcap_unit != 0)
+        precision = st->pcap_unit == 1 ? PCAP_TSTAMP_PRECISION_NANO : PCAP_TSTAMP_PRECISION_MICRO;
+    fp = fdopen(st->file_fd, "rb");
     if (fp == NULL)
         die("fdopen", errno, 0, "%s: %s", st->file, strerror(errno));
     /* A larger buffer than stdio's 4 KiB: a read() per 256 KiB. Then a
@@ -69,8 +108,7 @@ void capture_read_file(epcapd_t *st)
     (void)setvbuf(fp, st->file_buffer, _IOFBF, sizeof(st->file_buffer));
     if (fseek(fp, 0, SEEK_SET) != 0)
         die("fdopen", errno, 0, "%s: fseek: %s", st->file, strerror(errno));
-    st->pcap = pcap_fopen_offline_with_tstamp_precision(fp, (u_int)st->precision,
-                                                        errbuf);
+    st->pcap = pcap_fopen_offline_with_tstamp_precision(fp, (u_int)precision, errbuf);
     if (st->pcap == NULL)
         die("pcap_fopen_offline", 0, PCAP_ERROR, "%s: %s", st->file, errbuf);
     st->netmask = PCAP_NETMASK_UNKNOWN;
@@ -79,7 +117,6 @@ void capture_read_file(epcapd_t *st)
      * header and the first interface block */
     st->ng_pos = pcap_major_version(st->pcap) == 1 ? ftell(fp) : -1;
     st->ng_interfaces = 1;
-    st->precision = pcap_get_tstamp_precision(st->pcap);
 }
 
 /* libpcap's default device: the first one pcap_findalldevs() lists (that

@@ -26,7 +26,7 @@
 #include <pcap/pcap.h>
 
 #ifndef EPCAPD_PROTOCOL_VERSION /* make PROTOCOL_VERSION=N: a test build that speaks another */
-#define EPCAPD_PROTOCOL_VERSION 2
+#define EPCAPD_PROTOCOL_VERSION 3
 #endif
 #define EPCAPD_MAX_FRAME (1024 * 1024)  /* both directions, PROTOCOL.md */
 #define EPCAPD_BATCH_BYTES (256 * 1024) /* flush a batch at this size */
@@ -108,6 +108,8 @@ typedef struct {
     /* capture (capture.c, fanout.c) */
     pcap_t *pcap;
     int file_fd;                /* the capture file, opened before libpcap reads it */
+    uint32_t pcap_unit;         /* a pcap file: ns per unit of its time stamps' fraction
+                                   field (1 or 1000); 0 for pcapng and live */
     char file_buffer[256 * 1024]; /* its stdio buffer: fewer, larger reads */
     int datalink;
     char ifname[256];           /* interface in effect, live mode */

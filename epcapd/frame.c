@@ -31,27 +31,45 @@ void frame_init(epcapd_t *st)
 }
 
 /*
- * Add one packet to the batch. The fraction is normalised to nanoseconds
- * below one second (a corrupt file may hold more). A packet is cut to a
- * snaplen given with -s (libpcap applies none to files) and to what one
- * frame can carry (files of some link types hold larger packets); its wire
- * length stays. A packet that would overflow the batch's frame flushes it first.
+ * Add one packet to the batch. Its time, in seconds and nanoseconds: a
+ * pcap file's own two fields, the seconds unsigned and the fraction as the
+ * file holds it, a second or more if the file is corrupt (PROTOCOL.md,
+ * "packets": never carried into the seconds, so that the client sees what
+ * the file says), cut to whole microseconds when a nanosecond file is read
+ * at microsecond precision, as libpcap cuts; otherwise (live, pcapng)
+ * libpcap's, below one second. A packet is cut to a snaplen given with -s
+ * (libpcap applies none to files) and to what one frame can carry (files
+ * of some link types hold larger packets); its wire length stays. A packet
+ * that would overflow the batch's frame flushes it first.
  */
 void frame_packet(epcapd_t *st, const struct pcap_pkthdr *h, const u_char *data,
                   uint32_t interface)
 {
     msgpack_packer *pk = &st->batch_pk;
-    int64_t sec = (int64_t)h->ts.tv_sec;
-    /* libpcap keeps a file's 32-bit fraction, scaled to nanoseconds when
-     * asked, in a 64-bit tv_usec; only a 32-bit long can make it negative */
-    int64_t usec = (int64_t)h->ts.tv_usec;
-    uint64_t frac = usec < 0 ? (uint64_t)(uint32_t)usec : (uint64_t)usec;
+    int64_t sec;
+    uint64_t frac;
+    int64_t usec;
     uint32_t caplen = h->caplen;
 
-    if (st->precision == PCAP_TSTAMP_PRECISION_MICRO)
-        frac *= 1000;
-    sec += (int64_t)(frac / 1000000000);
-    frac %= 1000000000;
+    if (st->pcap_unit != 0) {
+        /* opened at the file's precision, libpcap passed both fields
+         * through, sign-extended (1.10.3) or not (1.10.5): at most
+         * 4294967295 s and 4294967295 units */
+        sec = (int64_t)(uint32_t)h->ts.tv_sec;
+        frac = (uint64_t)(uint32_t)h->ts.tv_usec * st->pcap_unit;
+        if (st->precision == PCAP_TSTAMP_PRECISION_MICRO)
+            frac = frac / 1000 * 1000;
+    } else {
+        /* libpcap's fraction, at the precision asked; only a 32-bit long
+         * can make it negative */
+        sec = (int64_t)h->ts.tv_sec;
+        usec = (int64_t)h->ts.tv_usec;
+        frac = usec < 0 ? (uint64_t)(uint32_t)usec : (uint64_t)usec;
+        if (st->precision == PCAP_TSTAMP_PRECISION_MICRO)
+            frac *= 1000;
+        sec += (int64_t)(frac / 1000000000);
+        frac %= 1000000000;
+    }
     if (st->snaplen > 0 && caplen > (uint32_t)st->snaplen)
         caplen = (uint32_t)st->snaplen;
     if (caplen > EPCAPD_MAX_CAPLEN)
@@ -60,12 +78,12 @@ void frame_packet(epcapd_t *st, const struct pcap_pkthdr *h, const u_char *data,
         frame_flush(st);
     st->batch_interface = interface;
 
-    if (sec >= 0 && (uint64_t)sec <= (UINT64_MAX - frac) / 1000000000) {
+    if (frac < 1000000000 && sec >= 0 && (uint64_t)sec <= (UINT64_MAX - frac) / 1000000000) {
         msgpack_pack_uint64(pk, (uint64_t)sec * 1000000000 + frac);
-    } else { /* beyond 2554 (or before 1970): too wide for 64 bits of ns */
+    } else { /* an invalid fraction, or beyond 2554 (or before 1970) */
         msgpack_pack_array(pk, 2);
         msgpack_pack_int64(pk, sec);
-        msgpack_pack_uint32(pk, (uint32_t)frac);
+        msgpack_pack_uint64(pk, frac);
     }
     msgpack_pack_uint32(pk, h->len);
     msgpack_pack_bin(pk, caplen);

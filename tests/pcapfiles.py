@@ -6,7 +6,9 @@ This module has three parts:
   and correct UDP/TCP/ICMP/ICMPv6 checksums;
 * writers for classic pcap and pcapng files;
 * a reference reader that asks libpcap itself (through ``ctypes``) what it
-  reads from a file, which is the ground truth the tests compare against.
+  reads from a file, which is the ground truth the tests compare against
+  (but for a classic pcap file's times, which libpcap 1.10.3 reads signed:
+  those are the file's own unsigned fields, :func:`libpcap_read`).
 
 A packet record is the tuple ``(time_ns, length, data)``: ``time_ns`` is the
 capture time in nanoseconds since the Unix epoch, ``length`` is the original
@@ -23,25 +25,41 @@ import functools
 import ipaddress
 import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any, NamedTuple
+
+from epcap import RawTime
 
 Record = tuple[int, int, bytes]
 """One packet: ``(time_ns, wire_length, captured_bytes)``."""
+FieldRecord = tuple[int, int, int, bytes]
+"""One classic pcap record as the file holds it: ``(seconds, fraction,
+wire_length, captured_bytes)``, the time stamp's two unsigned 32-bit fields,
+the fraction in the file's unit (microseconds or nanoseconds), valid or not."""
 
 LINKTYPE_ETHERNET = 1
 LINKTYPE_RAW = 101
 LINKTYPE_LINUX_SLL = 113
+LINKTYPE_IPV4 = 228
+LINKTYPE_IPV6 = 229
+LINKTYPE_LINUX_SLL2 = 276
 
 ETHERTYPE_IPV4 = 0x0800
 ETHERTYPE_ARP = 0x0806
 ETHERTYPE_VLAN = 0x8100
+ETHERTYPE_QINQ = 0x88A8
 ETHERTYPE_IPV6 = 0x86DD
 
+IPPROTO_HOPOPTS = 0
 IPPROTO_ICMP = 1
 IPPROTO_TCP = 6
 IPPROTO_UDP = 17
+IPPROTO_ROUTING = 43
+IPPROTO_FRAGMENT = 44
 IPPROTO_ICMPV6 = 58
+IPPROTO_NONE = 59
+IPPROTO_DSTOPTS = 60
 
 MAC_A = bytes.fromhex("020000000001")
 """Fixed locally administered MAC used as the default source."""
@@ -50,6 +68,8 @@ MAC_B = bytes.fromhex("020000000002")
 MAC_BROADCAST = b"\xff" * 6
 
 PCAP_MAGIC_MICRO = 0xA1B2C3D4
+PCAP_MAGIC_MICRO_PATCHED = 0xA1B2CD34
+"""Alexey Kuznetzov's patched libpcap: microseconds, longer record headers."""
 PCAP_MAGIC_NANO = 0xA1B23C4D
 PCAPNG_SHB = 0x0A0D0D0A
 PCAPNG_IDB = 0x00000001
@@ -58,7 +78,16 @@ PCAPNG_BYTE_ORDER_MAGIC = 0x1A2B3C4D
 PCAPNG_UNKNOWN_BLOCK = 0x80000123
 """A block type in the local-use range that readers must skip."""
 
-_TCP_FLAG_BITS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10, "U": 0x20}
+_TCP_FLAG_BITS = {
+    "F": 0x01,
+    "S": 0x02,
+    "R": 0x04,
+    "P": 0x08,
+    "A": 0x10,
+    "U": 0x20,
+    "E": 0x40,  # ECE, as tcpdump letters it
+    "W": 0x80,  # CWR
+}
 
 
 # ---------------------------------------------------------------------------
@@ -118,54 +147,213 @@ def _mac(value: bytes, name: str) -> bytes:
 # ---------------------------------------------------------------------------
 
 
-def ether(dst: bytes, src: bytes, ethertype: int, payload: bytes, vlan: int | None = None) -> bytes:
-    """Return an Ethernet II frame; with ``vlan`` an 802.1Q tag is inserted."""
+def ether(
+    dst: bytes,
+    src: bytes,
+    ethertype: int,
+    payload: bytes,
+    vlan: int | None = None,
+    *,
+    tags: Sequence[tuple[int, int]] = (),
+) -> bytes:
+    """Return an Ethernet II frame; with ``vlan`` an 802.1Q tag is inserted,
+    and after it one tag per ``(tpid, tci)`` of ``tags``, outermost first
+    (``[(ETHERTYPE_QINQ, 100), (ETHERTYPE_VLAN, 10)]`` for Q-in-Q)."""
     header = _mac(dst, "dst") + _mac(src, "src")
     if vlan is not None:
         if not 0 <= vlan <= 0xFFF:
             raise ValueError(f"VLAN id out of range: {vlan}")
         header += struct.pack("!HH", ETHERTYPE_VLAN, vlan)
+    for tpid, tci in tags:
+        header += struct.pack("!HH", tpid, tci)
     return header + struct.pack("!H", ethertype) + payload
 
 
-def ipv4(src: str, dst: str, proto: int, payload: bytes, ttl: int = 64, ident: int = 0) -> bytes:
-    """Return an IPv4 packet (20-byte header, no options) with a valid checksum."""
+def ipv4_option(kind: int, data: bytes = b"", *, length: int | None = None) -> bytes:
+    """Return one IPv4 option: EOL (0) and NOP (1) are a lone byte, the
+    others kind, length (``length`` overrides the right one) and ``data``."""
+    if kind in (0, 1):
+        return bytes([kind])
+    return bytes([kind, 2 + len(data) if length is None else length]) + data
+
+
+def ipv4(
+    src: str,
+    dst: str,
+    proto: int,
+    payload: bytes,
+    ttl: int = 64,
+    ident: int = 0,
+    *,
+    tos: int = 0,
+    df: bool = False,
+    mf: bool = False,
+    offset: int = 0,
+    options: bytes = b"",
+    total_length: int | None = None,
+    ihl: int | None = None,
+    version: int = 4,
+    checksum: int | None = None,
+) -> bytes:
+    """Return an IPv4 packet with a valid header checksum.
+
+    ``offset`` is the fragment offset in bytes (a multiple of 8), ``df`` and
+    ``mf`` the flags; ``options`` (see :func:`ipv4_option`) are padded with
+    zeros (EOL) to a multiple of 4 bytes.  ``total_length``, ``ihl`` (in
+    32-bit words), ``version`` and ``checksum`` replace the right values,
+    for malformed packets.
+    """
     s = ipaddress.IPv4Address(src).packed
     d = ipaddress.IPv4Address(dst).packed
-    total = 20 + len(payload)
+    if offset % 8 or not 0 <= offset <= 0x1FFF * 8:
+        raise ValueError(f"fragment offset must be a multiple of 8 below 65536: {offset}")
+    options = _pad4(options)
+    total = 20 + len(options) + len(payload) if total_length is None else total_length
     if total > 0xFFFF:
         raise ValueError("IPv4 packet too long")
-    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, ident, 0, ttl, proto, 0, s, d)
-    checksum = internet_checksum(header)
+    words = 5 + len(options) // 4 if ihl is None else ihl
+    frag = (0x4000 if df else 0) | (0x2000 if mf else 0) | offset // 8
+    first = (version << 4) | words
+    header = struct.pack("!BBHHHBBH4s4s", first, tos, total, ident, frag, ttl, proto, 0, s, d)
+    header += options
+    if checksum is None:
+        checksum = internet_checksum(header)
     return header[:10] + struct.pack("!H", checksum) + header[12:] + payload
 
 
-def ipv6(src: str, dst: str, next_header: int, payload: bytes, hop_limit: int = 64) -> bytes:
-    """Return an IPv6 packet (fixed 40-byte header, no extension headers)."""
+def ipv6(
+    src: str,
+    dst: str,
+    next_header: int,
+    payload: bytes,
+    hop_limit: int = 64,
+    *,
+    traffic_class: int = 0,
+    flow_label: int = 0,
+    payload_length: int | None = None,
+    version: int = 6,
+) -> bytes:
+    """Return an IPv6 packet: the fixed 40-byte header, then ``payload``
+    (extension headers first, if any: see :func:`ipv6_options_header` and
+    the others); ``payload_length`` and ``version`` replace the right ones."""
     s = ipaddress.IPv6Address(src).packed
     d = ipaddress.IPv6Address(dst).packed
     if len(payload) > 0xFFFF:
         raise ValueError("IPv6 payload too long")
-    header = struct.pack("!IHBB16s16s", 0x60000000, len(payload), next_header, hop_limit, s, d)
+    plen = len(payload) if payload_length is None else payload_length
+    first = (version << 28) | (traffic_class << 20) | flow_label
+    header = struct.pack("!IHBB16s16s", first, plen, next_header, hop_limit, s, d)
     return header + payload
 
 
-def udp(src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
-    """Return a UDP datagram whose checksum covers the v4 or v6 pseudo-header."""
-    length = 8 + len(payload)
-    segment = struct.pack("!HHHH", sport, dport, length, 0) + payload
-    checksum = _transport_checksum(src, dst, IPPROTO_UDP, segment) or 0xFFFF
+def ipv6_option(kind: int, data: bytes = b"") -> bytes:
+    """Return one option of a hop-by-hop or destination options header
+    (Pad1, kind 0, is a lone byte)."""
+    if kind == 0:
+        return b"\x00"
+    return bytes([kind, len(data)]) + data
+
+
+def ipv6_options_header(next_header: int, options: bytes = b"") -> bytes:
+    """Return a hop-by-hop or destination options header holding
+    ``options`` (from :func:`ipv6_option`), padded with Pad1/PadN to a
+    multiple of 8 bytes."""
+    pad = -(2 + len(options)) % 8
+    if pad == 1:
+        options += ipv6_option(0)
+    elif pad:
+        options += ipv6_option(1, b"\x00" * (pad - 2))
+    return bytes([next_header, (2 + len(options)) // 8 - 1]) + options
+
+
+def ipv6_routing_header(
+    next_header: int,
+    addresses: Sequence[str],
+    segments_left: int | None = None,
+    routing_type: int = 0,
+) -> bytes:
+    """Return a routing header of ``routing_type`` 0 (or 2) listing
+    ``addresses``; ``segments_left`` defaults to their number."""
+    left = len(addresses) if segments_left is None else segments_left
+    packed = b"".join(ipaddress.IPv6Address(a).packed for a in addresses)
+    head = struct.pack("!BBBBI", next_header, 2 * len(addresses), routing_type, left, 0)
+    return head + packed
+
+
+def ipv6_fragment_header(next_header: int, offset: int, more: bool, ident: int) -> bytes:
+    """Return a fragment header: ``offset`` in bytes (a multiple of 8)."""
+    if offset % 8 or not 0 <= offset <= 0x1FFF * 8:
+        raise ValueError(f"fragment offset must be a multiple of 8 below 65536: {offset}")
+    return struct.pack("!BBHI", next_header, 0, offset | int(more), ident)
+
+
+def udp(
+    src: str,
+    dst: str,
+    sport: int,
+    dport: int,
+    payload: bytes,
+    *,
+    length: int | None = None,
+    checksum: int | None = None,
+) -> bytes:
+    """Return a UDP datagram whose checksum covers the v4 or v6 pseudo-header
+    (``dst`` is the final destination, the last of a routing header's).
+    ``length`` replaces the length field (the checksum is computed with it);
+    ``checksum`` replaces the right one (0: none)."""
+    ulen = 8 + len(payload) if length is None else length
+    segment = struct.pack("!HHHH", sport, dport, ulen, 0) + payload
+    if checksum is None:
+        checksum = _transport_checksum(src, dst, IPPROTO_UDP, segment) or 0xFFFF
     return segment[:6] + struct.pack("!H", checksum) + segment[8:]
 
 
 def tcp_flags(flags: str) -> int:
-    """Return the TCP flag bits for letters from ``"FSRPAU"`` (e.g. ``"SA"``)."""
+    """Return the TCP flag bits for letters from ``"FSRPAUEW"`` (e.g. ``"SA"``;
+    E is ECE and W is CWR, as tcpdump prints them)."""
     bits = 0
     for letter in flags.upper():
         if letter not in _TCP_FLAG_BITS:
             raise ValueError(f"unknown TCP flag {letter!r}")
         bits |= _TCP_FLAG_BITS[letter]
     return bits
+
+
+TCP_EOL = b"\x00"
+TCP_NOP = b"\x01"
+
+
+def tcp_option(kind: int, data: bytes = b"", *, length: int | None = None) -> bytes:
+    """Return one TCP option: EOL (0) and NOP (1) are a lone byte, the others
+    kind, length (``length`` overrides the right one) and ``data``."""
+    if kind in (0, 1):
+        return bytes([kind])
+    return bytes([kind, 2 + len(data) if length is None else length]) + data
+
+
+def tcp_mss(mss: int) -> bytes:
+    """Return the maximum segment size option."""
+    return tcp_option(2, struct.pack("!H", mss))
+
+
+def tcp_wscale(shift: int) -> bytes:
+    """Return the window scale option."""
+    return tcp_option(3, bytes([shift]))
+
+
+def tcp_sack_permitted() -> bytes:
+    """Return the SACK-permitted option."""
+    return tcp_option(4)
+
+
+def tcp_sack(*blocks: tuple[int, int]) -> bytes:
+    """Return a SACK option with ``(left, right)`` edge blocks."""
+    return tcp_option(5, b"".join(struct.pack("!II", a, b) for a, b in blocks))
+
+
+def tcp_timestamps(value: int, echo: int) -> bytes:
+    """Return the timestamps option."""
+    return tcp_option(8, struct.pack("!II", value, echo))
 
 
 def tcp(
@@ -178,9 +366,20 @@ def tcp(
     ack: int = 0,
     flags: str = "S",
     window: int = 65535,
+    *,
+    options: bytes = b"",
+    urgent: int = 0,
+    offset: int | None = None,
+    checksum: int | None = None,
 ) -> bytes:
-    """Return a TCP segment (20-byte header) with a pseudo-header checksum."""
-    offset_flags = (5 << 12) | tcp_flags(flags)
+    """Return a TCP segment with a pseudo-header checksum.
+
+    ``options`` (from :func:`tcp_option` and the others) are padded with
+    zeros (EOL) to a multiple of 4 bytes.  ``offset`` (the data offset, in
+    32-bit words) and ``checksum`` replace the right values.
+    """
+    options = _pad4(options)
+    words = 5 + len(options) // 4 if offset is None else offset
     segment = (
         struct.pack(
             "!HHIIHHHH",
@@ -188,21 +387,57 @@ def tcp(
             dport,
             seq & 0xFFFFFFFF,
             ack & 0xFFFFFFFF,
-            offset_flags,
+            (words << 12) | tcp_flags(flags),
             window,
             0,
-            0,
+            urgent,
         )
+        + options
         + payload
     )
-    checksum = _transport_checksum(src, dst, IPPROTO_TCP, segment)
+    if checksum is None:
+        checksum = _transport_checksum(src, dst, IPPROTO_TCP, segment)
     return segment[:16] + struct.pack("!H", checksum) + segment[18:]
+
+
+def icmp(
+    icmp_type: int,
+    code: int,
+    rest: bytes = b"\x00" * 4,
+    body: bytes = b"",
+    *,
+    checksum: int | None = None,
+) -> bytes:
+    """Return an ICMP message: type, code, checksum, the 4 bytes ``rest`` of
+    the header (id and sequence, pointer, gateway, MTU, ...) and ``body``
+    (for an error, the start of the packet it is about)."""
+    if len(rest) != 4:
+        raise ValueError(f"the rest of the ICMP header is 4 bytes, got {len(rest)}")
+    msg = struct.pack("!BBH", icmp_type, code, 0) + rest + body
+    if checksum is None:
+        checksum = internet_checksum(msg)
+    return msg[:2] + struct.pack("!H", checksum) + msg[4:]
 
 
 def icmp_echo(ident: int, seq: int, payload: bytes, *, reply: bool = False) -> bytes:
     """Return an ICMP echo request (type 8), or echo reply (type 0) if ``reply``."""
-    msg = struct.pack("!BBHHH", 0 if reply else 8, 0, 0, ident, seq) + payload
-    checksum = internet_checksum(msg)
+    return icmp(0 if reply else 8, 0, struct.pack("!HH", ident, seq), payload)
+
+
+def icmpv6(
+    src: str,
+    dst: str,
+    icmp_type: int,
+    code: int,
+    body: bytes = b"",
+    *,
+    checksum: int | None = None,
+) -> bytes:
+    """Return an ICMPv6 message: type, code, checksum over the pseudo-header
+    (``dst`` the final destination), then ``body`` (all that follows)."""
+    msg = struct.pack("!BBH", icmp_type, code, 0) + body
+    if checksum is None:
+        checksum = _transport_checksum(src, dst, IPPROTO_ICMPV6, msg)
     return msg[:2] + struct.pack("!H", checksum) + msg[4:]
 
 
@@ -210,24 +445,40 @@ def icmpv6_echo(
     src: str, dst: str, ident: int, seq: int, payload: bytes, *, reply: bool = False
 ) -> bytes:
     """Return an ICMPv6 echo request (128) or reply (129) with its checksum."""
-    msg = struct.pack("!BBHHH", 129 if reply else 128, 0, 0, ident, seq) + payload
-    checksum = _transport_checksum(src, dst, IPPROTO_ICMPV6, msg)
-    return msg[:2] + struct.pack("!H", checksum) + msg[4:]
+    return icmpv6(src, dst, 129 if reply else 128, 0, struct.pack("!HH", ident, seq) + payload)
+
+
+def nd_option(kind: int, data: bytes) -> bytes:
+    """Return a neighbour discovery option, zero-padded to a multiple of 8
+    bytes (1 source and 2 target link-layer address, 3 prefix, 5 MTU)."""
+    body = bytes([kind, 0]) + data
+    body += b"\x00" * (-len(body) % 8)
+    return bytes([kind, len(body) // 8]) + body[2:]
+
+
+def _protocol_address(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else _addr(value).packed
+
+
+def arp(
+    op: int,
+    sha: bytes,
+    spa: str | bytes,
+    tha: bytes,
+    tpa: str | bytes,
+    *,
+    hrd: int = 1,
+    pro: int = ETHERTYPE_IPV4,
+) -> bytes:
+    """Return an ARP packet of any hardware and protocol: the address
+    lengths are those of ``sha`` and ``spa`` (an address or raw bytes)."""
+    sender, target = _protocol_address(spa), _protocol_address(tpa)
+    head = struct.pack("!HHBBH", hrd, pro, len(sha), len(sender), op)
+    return head + sha + sender + tha + target
 
 
 def _arp(op: int, sha: bytes, spa: str, tha: bytes, tpa: str) -> bytes:
-    return struct.pack(
-        "!HHBBH6s4s6s4s",
-        1,
-        ETHERTYPE_IPV4,
-        6,
-        4,
-        op,
-        _mac(sha, "sha"),
-        ipaddress.IPv4Address(spa).packed,
-        _mac(tha, "tha"),
-        ipaddress.IPv4Address(tpa).packed,
-    )
+    return arp(op, _mac(sha, "sha"), ipaddress.IPv4Address(spa).packed, _mac(tha, "tha"), tpa)
 
 
 def arp_request(sha: bytes, spa: str, tpa: str) -> bytes:
@@ -240,11 +491,34 @@ def arp_reply(sha: bytes, spa: str, tha: bytes, tpa: str) -> bytes:
     return _arp(2, sha, spa, tha, tpa)
 
 
-def sll(payload: bytes, protocol: int, pkttype: int = 0, addr: bytes = b"\x00" * 6) -> bytes:
+def sll(
+    payload: bytes,
+    protocol: int,
+    pkttype: int = 0,
+    addr: bytes = b"\x00" * 6,
+    *,
+    hatype: int = 1,
+) -> bytes:
     """Return ``payload`` behind a 16-byte Linux cooked (SLL v1) header."""
     if len(addr) > 8:
         raise ValueError("SLL link-layer address is at most 8 bytes")
-    return struct.pack("!HHH8sH", pkttype, 1, len(addr), addr, protocol) + payload
+    return struct.pack("!HHH8sH", pkttype, hatype, len(addr), addr, protocol) + payload
+
+
+def sll2(
+    payload: bytes,
+    protocol: int,
+    ifindex: int,
+    pkttype: int = 0,
+    addr: bytes = b"\x00" * 6,
+    *,
+    hatype: int = 1,
+) -> bytes:
+    """Return ``payload`` behind a 20-byte Linux cooked v2 (SLL2) header."""
+    if len(addr) > 8:
+        raise ValueError("SLL2 link-layer address is at most 8 bytes")
+    header = struct.pack("!HHIHBB8s", protocol, 0, ifindex, hatype, pkttype, len(addr), addr)
+    return header + payload
 
 
 def eth_ipv4_udp(
@@ -333,9 +607,7 @@ def pcap_bytes(
     as ``time_ns // 1000`` microseconds; with ``nano=True`` the nanosecond
     magic is used and times are exact.
     """
-    order = ">" if big_endian else "<"
-    magic = PCAP_MAGIC_NANO if nano else PCAP_MAGIC_MICRO
-    out = [struct.pack(order + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype)]
+    fields: list[FieldRecord] = []
     for record in records:
         time_ns, length, data = _check_record(record)
         if nano:
@@ -344,6 +616,29 @@ def pcap_bytes(
             sec, frac = divmod(time_ns // 1000, 10**6)
         if sec > 0xFFFFFFFF:
             raise ValueError(f"timestamp {time_ns} does not fit in pcap")
+        fields.append((sec, frac, length, data))
+    return pcap_fields_bytes(
+        fields, linktype=linktype, nano=nano, big_endian=big_endian, snaplen=snaplen
+    )
+
+
+def pcap_fields_bytes(
+    records: Iterable[FieldRecord],
+    *,
+    linktype: int,
+    nano: bool = False,
+    big_endian: bool = False,
+    snaplen: int = 262144,
+) -> bytes:
+    """Return a classic pcap file (v2.4) whose records hold exactly the
+    given time stamp fields (:data:`FieldRecord`): any unsigned 32-bit
+    values, such as seconds past 2038 or a fraction of a second or more,
+    which :func:`pcap_bytes` cannot express."""
+    order = ">" if big_endian else "<"
+    magic = PCAP_MAGIC_NANO if nano else PCAP_MAGIC_MICRO
+    out = [struct.pack(order + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype)]
+    for sec, frac, length, data in records:
+        _check_record((0, length, data))
         out.append(struct.pack(order + "IIII", sec, frac, len(data), length))
         out.append(data)
     return b"".join(out)
@@ -535,7 +830,49 @@ def _libpcap() -> ctypes.CDLL:
     lib.pcap_close.restype = None
     lib.pcap_datalink_val_to_name.argtypes = [ctypes.c_int]
     lib.pcap_datalink_val_to_name.restype = ctypes.c_char_p
+    lib.pcap_file.argtypes = [ctypes.c_void_p]
+    lib.pcap_file.restype = ctypes.c_void_p
     return lib
+
+
+@functools.cache
+def _ftell() -> Any:
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    libc.ftell.argtypes = [ctypes.c_void_p]
+    libc.ftell.restype = ctypes.c_long
+    return libc.ftell
+
+
+_PCAP_UNITS = {PCAP_MAGIC_MICRO: 1000, PCAP_MAGIC_MICRO_PATCHED: 1000, PCAP_MAGIC_NANO: 1}
+
+
+def pcap_time_format(head: bytes) -> tuple[str, int] | None:
+    """For a classic pcap file's first 4 bytes, its byte order (``"<"`` or
+    ``">"``) and the nanoseconds in a unit of its fraction field (1000 or
+    1); None for anything else (pcapng, say)."""
+    for order in "<>":
+        if len(head) >= 4 and (unit := _PCAP_UNITS.get(struct.unpack_from(order + "I", head)[0])):
+            return order, unit
+    return None
+
+
+def pcap_time(sec: int, frac: int, unit: int, precision: str) -> int:
+    """The time of a pcap record's fields, as epcap delivers it: the
+    fraction in nanoseconds (cut to whole microseconds for ``"micro"``); a
+    fraction of a second or more is an :class:`epcap.RawTime`."""
+    frac_ns = frac * unit
+    if precision == "micro":
+        frac_ns = frac_ns // 1000 * 1000
+    return sec * 10**9 + frac_ns if frac_ns < 10**9 else RawTime(sec, frac_ns)
+
+
+def time_key(time_ns: int) -> tuple[int, ...]:
+    """A time to compare strictly: an int, or a RawTime with its fields
+    (a RawTime equals the int it sums to, which an int carried into the
+    seconds would equal too)."""
+    if isinstance(time_ns, RawTime):
+        return (time_ns, time_ns.seconds, time_ns.fraction)
+    return (time_ns,)
 
 
 def _text(raw: bytes | None) -> str:
@@ -550,6 +887,17 @@ def libpcap_read(path: str | os.PathLike[str], precision: str = "nano") -> tuple
     ``(time_ns, wire_length, data)``; with ``"micro"`` times are whole
     microseconds.  Raises :class:`LibpcapError` when libpcap reports an error;
     the exception keeps ``datalink`` and the ``records`` read before it.
+
+    libpcap decides which records a file holds, and their lengths and
+    bytes.  The times of a classic pcap file are not libpcap's, though:
+    the file's two time fields are unsigned 32-bit values, which libpcap
+    1.10.3 reads as signed and sign-extends (a time past 2038-01-19 comes
+    out in 1901), and scales so extended when asked for another precision
+    than the file's; libpcap 1.10.5, tcpdump 4.99.6 and epcap read them
+    unsigned.  So each record's time is read from the file's bytes, at the
+    offset of the header libpcap read for it (``ftell`` on libpcap's stream
+    before each ``pcap_next_ex``), as :func:`pcap_time` says.  pcapng times
+    are libpcap's: it computes them from 64-bit units, always valid.
     """
     if precision == "nano":
         tprec, scale = PCAP_TSTAMP_PRECISION_NANO, 1
@@ -564,18 +912,27 @@ def libpcap_read(path: str | os.PathLike[str], precision: str = "nano") -> tuple
     if not handle:
         raise LibpcapError(_text(errbuf.value) or "pcap_open_offline failed")
 
+    raw = Path(path).read_bytes()
+    pcap = pcap_time_format(raw[:4])
     records: list[Record] = []
     try:
         datalink = int(lib.pcap_datalink(handle))
+        stream = lib.pcap_file(handle)
         hdr_p = ctypes.POINTER(_PcapPkthdr)()
         data_p = ctypes.POINTER(ctypes.c_ubyte)()
         while True:
+            at = int(_ftell()(stream))
             rc = int(lib.pcap_next_ex(handle, ctypes.byref(hdr_p), ctypes.byref(data_p)))
             if rc == 1:
                 hdr = hdr_p.contents
                 caplen = int(hdr.caplen)
                 data = ctypes.string_at(data_p, caplen) if caplen else b""
-                time_ns = int(hdr.ts.tv_sec) * 10**9 + int(hdr.ts.tv_usec) * scale
+                if pcap is not None:
+                    order, unit = pcap
+                    sec, frac = struct.unpack_from(order + "II", raw, at)
+                    time_ns = pcap_time(sec, frac, unit, precision)
+                else:
+                    time_ns = int(hdr.ts.tv_sec) * 10**9 + int(hdr.ts.tv_usec) * scale
                 records.append((time_ns, int(hdr.len), data))
             elif rc == PCAP_ERROR_BREAK:
                 break
@@ -595,6 +952,43 @@ def libpcap_datalink_name(dlt: int) -> str | None:
     if raw is None:
         return None
     return str(raw.decode("ascii"))
+
+
+class SavefileHeader(NamedTuple):
+    """What a capture file's header says: the link type as written (a
+    ``LINKTYPE_*`` value, not libpcap's DLT), the snapshot length, and
+    whether times are in nanoseconds (always, for pcapng here, whose
+    resolution is per interface)."""
+
+    linktype: int
+    snaplen: int
+    nano: bool
+    pcapng: bool
+
+
+def savefile_header(path: str | os.PathLike[str]) -> SavefileHeader:
+    """Read the header of a pcap file, or of a pcapng file's first interface
+    description block, without libpcap (which tells DLTs, not link types)."""
+    data = Path(path).read_bytes()
+    magic = data[:4]
+    for order in "<>":
+        (value,) = struct.unpack(order + "I", magic)
+        if value in (PCAP_MAGIC_MICRO, PCAP_MAGIC_NANO):
+            snaplen, linktype = struct.unpack(order + "II", data[16:24])
+            return SavefileHeader(linktype, snaplen, value == PCAP_MAGIC_NANO, False)
+    if struct.unpack("<I", magic)[0] != PCAPNG_SHB:
+        raise ValueError(f"{path}: neither pcap nor pcapng")
+    order = "<" if struct.unpack("<I", data[8:12])[0] == PCAPNG_BYTE_ORDER_MAGIC else ">"
+    pos = 0
+    while pos + 12 <= len(data):
+        block_type, length = struct.unpack(order + "II", data[pos : pos + 8])
+        if block_type == PCAPNG_IDB:
+            linktype, _, snaplen = struct.unpack(order + "HHI", data[pos + 8 : pos + 16])
+            return SavefileHeader(linktype, snaplen, True, True)
+        if length < 12:
+            break
+        pos += length
+    raise ValueError(f"{path}: no interface description block")
 
 
 # ---------------------------------------------------------------------------

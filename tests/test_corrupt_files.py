@@ -1,9 +1,11 @@
 """File mode over damaged captures: truncated at many points, bits flipped
 in file and record headers, absurd caplen and snaplen values, pcapng blocks
 unknown or mis-sized.  For each variant the helper delivers exactly the
-packets libpcap itself reads before the damage, then a CaptureError or a
-clean end, as libpcap does; it never crashes (run `make SANITIZE=1 test` to
-hold it to that under AddressSanitizer) and never hangs."""
+packets libpcap itself reads before the damage (a pcap file's times as its
+own unsigned fields say, a fraction of a second or more as a RawTime:
+pcapfiles.libpcap_read), then a CaptureError or a clean end, as libpcap
+does; it never crashes (run `make SANITIZE=1 test` to hold it to that under
+AddressSanitizer) and never hangs."""
 
 from __future__ import annotations
 
@@ -119,17 +121,18 @@ def hang_guard(what: str) -> Iterator[None]:
 def check_variant(path: Path, what: str) -> str:
     """Run the helper over one file and hold it to libpcap; return how it ended."""
     try:
-        _, expected = pf.libpcap_read(path)
+        _, records = pf.libpcap_read(path)
         libpcap_error = None
     except pf.LibpcapError as exc:
-        expected, libpcap_error = exc.records, str(exc)
-    got: list[tuple[int, int, bytes]] = []
+        records, libpcap_error = exc.records, str(exc)
+    expected = [(pf.time_key(t), length, data) for t, length, data in records]
+    got: list[tuple[tuple[int, ...], int, bytes]] = []
     ended = "eof"
     with hang_guard(what):
         try:
             with start_file(path) as cap:
                 for pkt in cap:
-                    got.append((pkt.time, pkt.length, pkt.data))
+                    got.append((pf.time_key(pkt.time), pkt.length, pkt.data))
         except epcap.CaptureError as exc:  # HelperExitedError (a crash) is not one
             ended = f"error: {exc.message}"
     assert got == expected, what

@@ -154,14 +154,19 @@ def test_packets_larger_than_a_frame_are_cut_to_fit(tmp_path: Path) -> None:
     assert len(cut.data) == (1 << 20) - 1024
 
 
-def test_a_microsecond_fraction_over_one_second_is_normalised(tmp_path: Path) -> None:
+def test_a_microsecond_fraction_over_one_second_stays_as_the_file_holds_it(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "usec.pcap"
     good = pf.pcap_bytes([(10**18, 4, b"abcd")], linktype=pf.LINKTYPE_ETHERNET)
     # Patch the record's microseconds (after the 24-byte header and 4-byte seconds).
     path.write_bytes(good[:28] + (5_000_000).to_bytes(4, "little") + good[32:])
-    with start_file(path, precision="micro") as cap:
-        (pkt,) = list(cap)
-    assert pkt.time == (10**18 // 10**9 + 5) * 10**9
+    for precision in ("micro", "nano"):
+        with start_file(path, precision=precision) as cap:
+            (pkt,) = list(cap)
+        assert type(pkt.time) is epcap.RawTime  # not carried into the seconds
+        assert (pkt.time.seconds, pkt.time.fraction) == (10**9, 5 * 10**9)
+        assert pkt.time == (10**18 // 10**9 + 5) * 10**9
 
 
 def test_snaplen_cuts_file_packets_too(tmp_path: Path) -> None:

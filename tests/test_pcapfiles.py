@@ -35,10 +35,12 @@ from pcapfiles import (
     libpcap_datalink_name,
     libpcap_read,
     pcap_bytes,
+    pcap_fields_bytes,
     pcapng_bytes,
     sample_records,
     sll,
     tcp,
+    time_key,
     udp,
     write_pcap,
     write_pcapng,
@@ -119,6 +121,40 @@ def test_pcap_read_at_micro_precision(tmp_path: Path, nano: bool) -> None:
     _, got = libpcap_read(str(path), precision="micro")
     assert got == truncate_to_micro(records)
     assert got != records  # the sample really has sub-microsecond digits
+
+
+@pytest.mark.parametrize("big_endian", [False, True], ids=["le", "be"])
+def test_pcap_times_are_the_files_unsigned_fields(tmp_path: Path, big_endian: bool) -> None:
+    """pcap_fields_bytes writes any 32-bit time fields, and libpcap_read
+    takes a pcap file's times from them, unsigned, where libpcap 1.10.3
+    sign-extends: seconds past 2038, and a fraction of a second or more as
+    a RawTime (cut to whole microseconds at "micro"); the records, their
+    lengths and bytes are still libpcap's."""
+    fields = [
+        (2**31 - 1, 999_999_999, 3, b"abc"),
+        (2**31, 0, 3, b"def"),
+        (2**32 - 1, 2**32 - 1, 3, b"ghi"),
+    ]
+    blob = pcap_fields_bytes(fields, linktype=LINKTYPE_ETHERNET, nano=True, big_endian=big_endian)
+    order = ">" if big_endian else "<"
+    assert struct.unpack_from(order + "IIII", blob, 24 + 19 * 2) == (2**32 - 1, 2**32 - 1, 3, 3)
+    path = tmp_path / "late.pcap"
+    path.write_bytes(blob[:-1])  # the last record cut short: libpcap's error
+    with pytest.raises(LibpcapError) as info:
+        libpcap_read(path)
+    assert info.value.records == [
+        ((2**31 - 1) * 10**9 + 999_999_999, 3, b"abc"),
+        (2**31 * 10**9, 3, b"def"),
+    ]
+    path.write_bytes(blob)
+    for precision, unit in (("nano", 1), ("micro", 1000)):
+        _, got = libpcap_read(path, precision)
+        last = (2**32 - 1) // unit * unit
+        assert [(time_key(t), n, d) for t, n, d in got] == [
+            (((2**31 - 1) * 10**9 + 999_999_999 // unit * unit,), 3, b"abc"),
+            ((2**31 * 10**9,), 3, b"def"),
+            (((2**32 - 1) * 10**9 + last, 2**32 - 1, last), 3, b"ghi"),
+        ]
 
 
 def test_pcap_linktype_and_snaplen_written(tmp_path: Path) -> None:

@@ -46,6 +46,20 @@ def test_times_past_2554_travel_as_pairs() -> None:
     wide = frame(["packets", 1, [[20_000_000_000, 5], 3, b"abc"]])
     (pkt,) = Session().receive(READY + wide)[1]  # type: ignore[misc]
     assert pkt == epcap.Packet(1, 20_000_000_000 * 10**9 + 5, 3, b"abc")
+    assert type(pkt.time) is int
+
+
+@pytest.mark.parametrize(
+    "sec, frac", [(0, 10**9), (2**31, 2**31), (2**32 - 1, 4_294_967_295_000), (7, 2 * 10**9)]
+)
+def test_an_invalid_pcap_fraction_travels_as_a_pair_and_stays(sec: int, frac: int) -> None:
+    """A fraction of a second or more, up to 4294967295 us, with seconds of
+    32 bits: a pcap file's fields as they are, a RawTime, never carried."""
+    packets = frame(["packets", 1, [[sec, frac], 3, b"abc"]])
+    (pkt,) = Session().receive(READY + packets)[1]  # type: ignore[misc]
+    assert type(pkt.time) is epcap.RawTime
+    assert (pkt.time.seconds, pkt.time.fraction) == (sec, frac)
+    assert pkt.time == sec * 10**9 + frac
 
 
 def test_packet_fields() -> None:
@@ -139,7 +153,9 @@ def test_bad_first_messages(value: Any, match: str) -> None:
         ["packets", 1, ["1", 3, b"x"]],
         ["packets", 1, ["a" * 64, 3, b"x"]],
         ["packets", 1, [(1, 2, 3), 3, b"x"]],
-        ["packets", 1, [(1, 10**9), 3, b"x"]],
+        ["packets", 1, [(1, 4_294_967_295_001), 3, b"x"]],
+        ["packets", 1, [(-1, 10**9), 3, b"x"]],
+        ["packets", 1, [(2**32, 10**9), 3, b"x"]],
         ["packets", 1, [(1, -1), 3, b"x"]],
         ["packets", 1, [(1, "2"), 3, b"x"]],
         ["packets", 1, [1, "3", b"x"]],

@@ -100,6 +100,7 @@ def same_both_ways(stream: bytes, speedups: Any) -> int:
     for a, b in zip(fast, pure, strict=True):
         if isinstance(a, list):
             assert [type(p) for p in a] == [type(p) for p in b]
+            assert [repr(p.time) for p in a] == [repr(p.time) for p in b]  # RawTime too
     return sum(len(e) for e in fast if isinstance(e, list))
 
 
@@ -218,6 +219,26 @@ def test_well_formed_frames_are_built_in_c(speedups: Any) -> None:
     # anything but exact ints and bytes in whole triples: the pure path decides
     for odd in ((1, 2), (True, 1, b""), (1, 1, bytearray(b"")), ((1, 2), 1, b""), (1, 1, "s")):
         assert speedups.build(1, odd, cls) is None
+
+
+@pytest.mark.parametrize("accelerated", [True, False])
+def test_an_invalid_fraction_is_a_raw_time_either_way(accelerated: bool, speedups: Any) -> None:
+    """A [sec, frac_ns] pair is no exact int: the accelerator leaves the
+    frame to the pure path, which makes a RawTime of a fraction of 10**9
+    or more (and refuses one beyond 4294967295000)."""
+    items = (1, 60, b"a", (2**31, 2**32 - 1), 61, b"b", (5, 7), 62, b"c")
+    assert speedups.build(1, items, epcap.Packet) is None
+    with using(speedups if accelerated else None):
+        packets = _protocol._batch(("packets", 1, items), lambda ifid: epcap.Packet)
+        with pytest.raises(epcap.ProtocolError, match="bad time"):
+            _protocol._batch(
+                ("packets", 1, ((1, 4_294_967_295_001), 1, b"")), lambda i: epcap.Packet
+            )
+    assert [repr(p.time) for p in packets] == [
+        "1",
+        "RawTime(seconds=2147483648, fraction=4294967295)",
+        "5000000007",
+    ]
 
 
 def test_the_accelerator_refuses_bad_arguments(speedups: Any) -> None:

@@ -29,7 +29,7 @@ from ._errors import (
 )
 from ._interfaces import Address, Interface, interfaces, interfaces_async
 from ._merge import AsyncMerged, Merged, merge, merge_async
-from ._packet import Packet
+from ._packet import Packet, RawTime
 from ._protocol import ACCELERATED
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "PolicyError",
     "PrivilegeDropError",
     "ProtocolError",
+    "RawTime",
     "SendError",
     "StartOptions",
     "interfaces",

@@ -4,11 +4,82 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import operator
 import weakref
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 if TYPE_CHECKING:
     from .decode import Decoded
+
+_NS = 1_000_000_000
+
+
+class RawTime(int):
+    """A time stamp whose fraction field is out of range, as a pcap file held it.
+
+    A classic pcap record keeps its time in two unsigned 32-bit fields,
+    seconds and a fraction of a second (microseconds or nanoseconds, as the
+    file's magic number says). A damaged or hostile file may hold a fraction
+    of a second or more; epcap delivers it as the file holds it, not carried
+    into the seconds, as this int: the exact sum ``seconds * 10**9 +
+    fraction`` in nanoseconds, so that such times still order, merge and
+    convert (:attr:`Packet.datetime`) as every other. Its fields are
+    :attr:`seconds` and :attr:`fraction`; arithmetic on it gives plain ints,
+    and it equals, hashes and pickles as the int it is, with its fields.
+    :class:`~epcap.savefile.PcapWriter` writes the fields back.
+    """
+
+    _seconds: int
+    _fraction: int
+
+    def __new__(cls, seconds: int, fraction: int) -> Self:
+        """The time of the fields ``seconds`` and ``fraction`` (in
+        nanoseconds, at least 10**9: else it is a plain int's)."""
+        seconds, fraction = operator.index(seconds), operator.index(fraction)
+        if fraction < _NS:
+            raise ValueError(f"a fraction of {fraction} ns is a valid one, not a RawTime's")
+        self = super().__new__(cls, seconds * _NS + fraction)
+        self._seconds, self._fraction = seconds, fraction
+        return self
+
+    @property
+    def seconds(self) -> int:
+        """The file's seconds field."""
+        return self._seconds
+
+    @property
+    def fraction(self) -> int:
+        """The file's fraction field in nanoseconds (its microseconds times
+        1000 in a microsecond file, cut to whole microseconds when read at
+        ``precision="micro"``): 10**9 or more."""
+        return self._fraction
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(seconds={self._seconds}, fraction={self._fraction})"
+
+    def __str__(self) -> str:
+        return int.__repr__(self)  # the number, as print() and f-strings show an int
+
+    def __reduce__(self) -> tuple[type[Self], tuple[int, int]]:
+        return type(self), (self._seconds, self._fraction)
+
+
+def time_fields(time: int) -> tuple[int, int]:
+    """``(seconds, fraction in nanoseconds)`` of a packet's time: a
+    :class:`RawTime`'s own fields, else the whole seconds and the rest."""
+    if isinstance(time, RawTime):
+        return time.seconds, time.fraction
+    return divmod(time, _NS)
+
+
+def fraction_text(fraction_ns: int, digits: int) -> str:
+    """The fraction of a second with ``digits`` digits (6 or 9), as tcpdump
+    prints it: a field of a second or more as it is, marked invalid."""
+    shown = fraction_ns // 10 ** (9 - digits)
+    text = f".{shown:0{digits}d}"
+    if shown >= 10**digits:
+        text += " (invalid us)" if digits == 6 else " (invalid ns)"
+    return text
 
 
 class Packet(NamedTuple):
@@ -17,9 +88,11 @@ class Packet(NamedTuple):
     ``dlt`` is the link-layer type (a ``DLT_*`` value, e.g. 1 for Ethernet),
     ``time`` the timestamp in integer nanoseconds since the epoch (exact: with
     ``precision="nano"`` the file's or kernel's nanoseconds arrive unchanged;
-    with ``"micro"`` it is a multiple of 1000), ``length`` the length on the
-    wire, and ``data`` the captured bytes, which can be shorter than
-    ``length`` when the snapshot length cut the packet.
+    with ``"micro"`` it is a multiple of 1000; from a classic pcap file, the
+    file's own unsigned seconds, up to 2106-02-07 06:28:15 UTC, and a
+    :class:`RawTime` when the file's fraction field is a second or more),
+    ``length`` the length on the wire, and ``data`` the captured bytes, which
+    can be shorter than ``length`` when the snapshot length cut the packet.
     """
 
     dlt: int

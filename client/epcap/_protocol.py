@@ -22,7 +22,7 @@ from typing import Any
 import msgpack
 
 from ._errors import CaptureError, EpcapError, ProtocolError, error_from_report
-from ._packet import Packet
+from ._packet import Packet, RawTime
 
 _speedups: Any = None
 if not os.environ.get("EPCAP_PURE_PYTHON"):
@@ -34,7 +34,7 @@ ACCELERATED: bool = _speedups is not None
 """Whether the C accelerator (``epcap._speedups``) builds packets; False
 when it was not built or ``EPCAP_PURE_PYTHON`` is set in the environment."""
 
-VERSION = 2
+VERSION = 3
 """The protocol version this client speaks."""
 MAX_FRAME = 1 << 20
 """The largest frame body either side may send, in bytes."""
@@ -43,6 +43,8 @@ READ_SIZE = 1 << 20
 
 _PREFIX = struct.Struct(">I")
 _NS = 1_000_000_000
+_MAX_SECONDS = 0xFFFFFFFF  # a pcap file's fields: 32 bits each
+_MAX_FRACTION = 0xFFFFFFFF * 1000  # microseconds, in nanoseconds
 
 
 @dataclass(frozen=True)
@@ -178,11 +180,18 @@ class FrameDecoder:
 
 
 def _wide_time(value: Any) -> int:
-    """A time past 2554 travels as (sec, nsec); anything else is an error."""
+    """A time that is no 64-bit count of nanoseconds travels as (sec, nsec):
+    past 2554 with ``0 <= nsec < 10**9``; or, from a pcap file whose
+    fraction field is a second or more, with that fraction,
+    ``10**9 <= nsec <= 4294967295000``, and the file's seconds,
+    ``0 <= sec <= 4294967295``: a RawTime. Anything else is an error."""
     if type(value) is tuple and len(value) == 2:
         sec, nsec = value
-        if type(sec) is int and type(nsec) is int and 0 <= nsec < _NS:
-            return sec * _NS + nsec
+        if type(sec) is int and type(nsec) is int:
+            if 0 <= nsec < _NS:
+                return sec * _NS + nsec
+            if _NS <= nsec <= _MAX_FRACTION and 0 <= sec <= _MAX_SECONDS:
+                return RawTime(sec, nsec)
     raise ProtocolError(f"malformed packets frame: bad time {value!r:.40}")
 
 

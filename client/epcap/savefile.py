@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import BinaryIO, Self
 
-from ._packet import Packet
+from ._packet import Packet, RawTime
 
 __all__ = ["PcapWriter", "PcapngWriter", "linktype"]
 
@@ -96,17 +96,25 @@ class PcapWriter(_Writer):
 
     def write(self, packet: Packet, interface: int = 0) -> None:
         """Append one packet.  A pcap file has one interface, 0; its time
-        stamps hold the years 1970 to 2106 (ValueError for others), though
-        libpcap 1.10 reads seconds past 2038 back as negative."""
+        stamps hold the years 1970 to 2106 (ValueError for others).  A
+        :class:`~epcap.RawTime` (a damaged file's fraction of a second or
+        more) is written as its own two fields, the fraction in this file's
+        unit, which must fit 32 bits (ValueError): a damaged file is copied
+        field for field."""
         if interface != 0:
             raise ValueError(f"no interface {interface} in a pcap file")
-        sec, frac = divmod(packet.time, 1_000_000_000)
+        stamp = packet.time
+        if isinstance(stamp, RawTime):
+            sec, frac = stamp.seconds, stamp.fraction
+        else:
+            sec, frac = divmod(stamp, 1_000_000_000)
         if not 0 <= sec <= 0xFFFFFFFF:
-            raise ValueError(f"time {packet.time} ns does not fit a pcap file (1970 to 2106)")
+            raise ValueError(f"time {stamp} ns does not fit a pcap file (1970 to 2106)")
+        frac //= self._unit
+        if frac > 0xFFFFFFFF:
+            raise ValueError(f"{stamp!r}: its fraction does not fit a pcap file's 32 bits")
         data = packet.data
-        self._out.write(
-            struct.pack("=IIII", sec, frac // self._unit, len(data), packet.length) + data
-        )
+        self._out.write(struct.pack("=IIII", sec, frac, len(data), packet.length) + data)
         self.count += 1
 
     def write_all(self, packets: Iterable[Packet]) -> None:
