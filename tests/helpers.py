@@ -9,10 +9,12 @@ user is privileged.py's."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import msgpack
@@ -50,3 +52,20 @@ def send_udp(
             tx.sendto(payload, (dst, port))
             if gap:
                 time.sleep(gap)
+
+
+@contextlib.contextmanager
+def local_time(zone: str) -> Iterator[None]:
+    """This process's local time is that of `zone` (a TZ value, such as a
+    POSIX string that needs no tzdata: "XXX-5:30") until the block ends."""
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = zone
+    time.tzset()
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()
