@@ -31,6 +31,8 @@ except ModuleNotFoundError as _exc:  # pragma: no cover - exercised without the 
         "decoding packets needs dpkt: pip install 'epcap[decode]'", name="dpkt"
     ) from _exc
 
+from ._packet import fraction_text, time_fields
+
 if TYPE_CHECKING:
     from ._packet import Packet
 
@@ -162,14 +164,6 @@ PPP_PROTOCOLS = {0x21: "ipv4", 0x57: "ipv6", 0xC021: "lcp", 0x8021: "ipcp", 0xC2
 LOOPBACK_FAMILIES = {2: "ipv4", 10: "ipv6", 24: "ipv6", 28: "ipv6", 30: "ipv6"}
 SLL_PROTOCOLS = {0x0001: "802.3", 0x0004: "llc", 0x000C: "can", 0x000D: "canfd", 0x0010: "ppp"}
 """Linux cooked capture protocol values below 0x0600, which are not ethertypes."""
-TCPDUMP_ETHERTYPES = {
-    0x0800: "IPv4",
-    0x86DD: "IPv6",
-    0x0806: "ARP",
-    0x8100: "802.1Q",
-    0x88A8: "802.1Q-QinQ",
-    0x9100: "802.1Q-9100",
-}
 MAX_TAGS = 8
 """VLAN tags taken apart before giving up (real frames carry one or two)."""
 MAX_EXTENSIONS = 16
@@ -236,6 +230,7 @@ class Decoded:
     "ipv4", "tcp"]``); ``vlan`` the VLAN ids, outermost first; ``ethertype``
     and ``network`` the network layer's type and name (``ipv4``, ``ipv6``,
     ``arp``, ...), which starts ``network_offset`` bytes into the packet;
+    ``transport_offset`` where the transport's header starts (or would);
     ``network_header`` that header's details (TTL or hop limit,
     identification, flags, fragment offset in 8-byte units, IPv6 extension
     headers); ``protocol`` the innermost protocol found (``tcp``, ``udp``,
@@ -265,13 +260,13 @@ class Decoded:
     destination_port: int | None = None
     network: str | None = None
     network_offset: int | None = None
+    transport_offset: int | None = None
     network_header: dict[str, Any] = dataclasses.field(default_factory=dict)
     protocol: str | None = None
     protocol_header: dict[str, Any] = dataclasses.field(default_factory=dict)
     payload: bytes = b""
     payload_length: int | None = None
     error: str | None = None
-    _tags: list[tuple[int, int, int]] = dataclasses.field(default_factory=list, repr=False)
     _segment: int | None = dataclasses.field(default=None, repr=False)
 
     @property
@@ -281,24 +276,25 @@ class Decoded:
 
     def timestring(self, digits: int = 9, utc: bool = False) -> str:
         """The time as ``YYYY-MM-DD HH:MM:SS.fffffffff``, local or UTC, with
-        ``digits`` sub-second digits (9 for nanoseconds, 6 for micro).  A
-        time no calendar date fits (before year 1, after 9999) is given as
-        seconds since the epoch."""
-        sec, nsec = divmod(self.time, 1_000_000_000)
-        fraction = f".{nsec:09d}"[: digits + 1] if digits else ""
+        ``digits`` sub-second digits (9 for nanoseconds, 6 for micro; a
+        :class:`~epcap.RawTime`'s fraction field as it is, marked invalid).
+        A time no calendar date fits (before year 1, after 9999) is given
+        as seconds since the epoch."""
+        sec, nsec = time_fields(self.time)
+        fraction = fraction_text(nsec, digits) if digits else ""
         try:
             moment = _dt.datetime.fromtimestamp(sec, _dt.UTC if utc else None)
         except (OverflowError, ValueError, OSError):
             return f"{sec}{fraction}"
         return moment.strftime("%Y-%m-%d %H:%M:%S") + fraction
 
-    def as_dict(self, payload_limit: int | None = None) -> dict[str, Any]:
+    def as_dict(self, payload_limit: int | None = None, digits: int = 9) -> dict[str, Any]:
         """The report's fields as JSON-ready values: ``time`` in ISO 8601 UTC
-        with nanoseconds (seconds since the epoch when no date fits) and
-        ``time_ns`` exact, ``payload`` printable (its first
+        with ``digits`` sub-second digits (seconds since the epoch when no
+        date fits) and ``time_ns`` exact, ``payload`` printable (its first
         ``payload_limit`` bytes when given) and ``payload_hex``."""
         shown = self.payload if payload_limit is None else self.payload[:payload_limit]
-        stamp = self.timestring(9, utc=True)
+        stamp = self.timestring(digits, utc=True)
         iso = f"{stamp[:10]}T{stamp[11:]}Z" if stamp[10:11] == " " else stamp
         out: dict[str, Any] = {"time": iso, "time_ns": self.time}
         for field in dataclasses.fields(self):
@@ -314,85 +310,12 @@ class Decoded:
         """The multi-line report, one ``field: value`` line each, as epcap's
         sniff prints it; values are JSON, absent fields are left out."""
         lines = [f"time: {json.dumps(self.timestring(digits, utc))}"]
-        fields = self.as_dict(payload_limit)
+        fields = self.as_dict(payload_limit, digits)
         for key in REPORT_FIELDS:
             value = fields[key]
             if value is not None and value != [] and value != {}:
                 lines.append(f"{key}: {json.dumps(value)}")
         return "\n".join(lines)
-
-    def summary(self, digits: int = 9, utc: bool = False, link: bool = False) -> str:
-        """One line as tcpdump ``-nn -S`` prints it (with ``link``, as ``-e``
-        adds the Ethernet header and its VLAN tags)."""
-        stamp = self.timestring(digits, utc)
-        clock = stamp[11:] if stamp[10:11] == " " else stamp
-        if not (link and self.layers[:1] == ["ethernet"]):
-            return f"{clock} {self._body(prefix=True)}"
-        head = f"{self.source_macaddr} > {self.destination_macaddr}, "
-        types = [tpid for tpid, _, _ in self._tags] + [self.ethertype]
-        if types[0] is None:
-            head += f"802.3, length {self.length}: "
-        else:
-            head += f"ethertype {_ethername(types[0])}, length {self.length}: "
-        for (_, vid, pcp), inner in zip(self._tags, types[1:], strict=True):
-            head += f"vlan {vid}, p {pcp}, ethertype {_ethername(inner)}, "
-        return f"{clock} {head}{self._body(prefix=False)}"
-
-    def _body(self, prefix: bool) -> str:
-        src, dst = self.source_address, self.destination_address
-        hdr = self.protocol_header
-        cut = f" [|{self.error.split(':', 1)[0]}]" if self.error else ""
-        if self.network == "arp":
-            carried = self.length - (self.network_offset or 0)
-            op = hdr.get("operation")
-            if op == "request":
-                text = f"Request who-has {dst} tell {src}, "
-            elif op == "reply":
-                text = f"Reply {src} is-at {hdr.get('sender_macaddr')}, "
-            else:
-                text = f"{op}, " if op is not None else ""
-            return f"{'ARP, ' if prefix else ''}{text}length {carried}{cut}"
-        if self.network not in ("ipv4", "ipv6"):
-            return f"{self.network or self.datalink}, length {self.length}{cut}"
-        ip = "IP" if self.network == "ipv4" else "IP6"
-        if src is None or self.protocol is None:
-            return f"{ip}, length {self.length}{cut}"
-        if self.source_port is not None:
-            src, dst = f"{src}.{self.source_port}", f"{dst}.{self.destination_port}"
-        text = _transport_text(self)
-        return f"{ip + ' ' if prefix else ''}{src} > {dst}: {text}{cut}"
-
-
-def _ethername(ethertype: int | None) -> str:
-    if ethertype is None:
-        return "802.3"
-    return f"{TCPDUMP_ETHERTYPES.get(ethertype, 'Unknown')} (0x{ethertype:04x})"
-
-
-def _transport_text(d: Decoded) -> str:
-    hdr = d.protocol_header
-    n = d.payload_length if d.payload_length is not None else d.payload_bytes
-    if d.protocol == "tcp" and "flags" in hdr:
-        flags = "".join(_TCPDUMP_FLAGS[f] for f in reversed(hdr["flags"])) or "none"
-        seq = hdr["seq"]
-        text = f"Flags [{flags}], seq {seq}" + (f":{(seq + n) & 0xFFFFFFFF}" if n > 0 else "")
-        if "ack" in hdr["flags"]:
-            text += f", ack {hdr['ack']}"
-        text += f", win {hdr['window']}"
-        if "options" in hdr:
-            text += f", options [{','.join(hdr['options'])}]"
-        return f"{text}, length {n}"
-    if d.protocol == "udp" and d.source_port is not None:
-        return f"UDP, length {n}"
-    if d.protocol in ("icmp", "icmpv6") and "type" in hdr:
-        name = (hdr.get("name") or f"type {hdr['type']}").replace("-", " ")
-        text = f"ICMP {name}" if d.protocol == "icmp" else f"ICMP6, {name}"
-        if "id" in hdr:
-            text += f", id {hdr['id']}, seq {hdr['seq']}"
-        return f"{text}, length {d._segment if d._segment is not None else n}"
-    if d.protocol == "sctp" and "chunks" in hdr:
-        return f"sctp [{', '.join(hdr['chunks'])}]"
-    return f"{d.protocol}, length {n}"
 
 
 REPORT_FIELDS = (
@@ -415,17 +338,6 @@ REPORT_FIELDS = (
     "error",
 )
 """The fields of :meth:`Decoded.report`, in order, after ``time``."""
-
-_TCPDUMP_FLAGS = {
-    "fin": "F",
-    "syn": "S",
-    "rst": "R",
-    "psh": "P",
-    "ack": ".",
-    "urg": "U",
-    "ece": "E",
-    "cwr": "W",
-}
 
 Step = Callable[["Decoded", Buffer], "tuple[Step | None, Buffer]"]
 
@@ -490,7 +402,7 @@ def _ethernet(d: Decoded, buf: Buffer) -> tuple[Step | None, Buffer]:
 
 def _by_ethertype(d: Decoded, ethertype: int, buf: Buffer) -> tuple[Step | None, Buffer]:
     if ethertype in VLAN_ETHERTYPES:
-        if len(d._tags) == MAX_TAGS:
+        if len(d.vlan) == MAX_TAGS:
             raise DecodeError(f"more than {MAX_TAGS} VLAN tags")
         return _vlan_tag(ethertype), buf
     d.ethertype = ethertype
@@ -504,7 +416,6 @@ def _vlan_tag(tpid: int) -> Step:
         tag = _VLAN(buf)
         d.layers.append(ETHERTYPE_NAMES[tpid])
         d.vlan.append(tag.id)
-        d._tags.append((tpid, tag.id, tag.pri))
         return _by_ethertype(d, tag.type, buf[4:])
 
     return _vlan
@@ -680,6 +591,7 @@ def _transport(
     """The transport segment: ``length`` bytes by the IP header, ``buf`` the
     part captured.  A later fragment carries no transport header."""
     d.protocol = IP_PROTOCOLS.get(proto, f"ip-proto-{proto}")
+    d.transport_offset = d.caplen - len(buf)
     d._segment = max(length, 0)
     step = _TRANSPORTS.get(proto) if first_fragment else None
     if step is None:
