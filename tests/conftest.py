@@ -7,6 +7,7 @@ import os
 import pwd
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,9 +75,13 @@ def proc_status(pid: int) -> dict[str, str]:
 
 @pytest.fixture
 def no_leftovers() -> Iterator[None]:
-    """Fail the test if it leaves a helper process or a zombie behind."""
+    """Fail the test if it leaves a helper process or a zombie behind (a
+    helper whose client is a process the test ran has 5 s to see it go)."""
     before = helper_pids()
     yield
+    deadline = time.monotonic() + 5
+    while helper_pids() - before and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert helper_pids() - before == set(), "helper processes left behind"
     assert zombie_children() == [], "zombie children left behind"
 

@@ -27,7 +27,8 @@ from epcap import Packet, RawTime
 from epcap.savefile import PcapngWriter, PcapWriter
 
 import pcapfiles as pf
-from conftest import start_file
+from conftest import HELPER, start_file
+from helpers import local_time
 
 UTC = dt.UTC
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
@@ -323,3 +324,62 @@ def test_a_real_capture_in_2107(captures: list[Path]) -> None:
     packets = read(path, "nano")
     assert packets and all(exact(p.time) == (0, unix(2107, 1, 1) * 10**9) for p in packets)
     assert packets[0].datetime == dt.datetime(2107, 1, 1, tzinfo=UTC)
+
+
+# -- epcap-sniff -tttt -----------------------------------------------------
+
+
+def shown(sec: int, frac: int, kind: str) -> str:
+    """What `-tttt` prints, in UTC, for these fields at the file's own
+    precision, as tcpdump does from 4.99.4 on with libpcap 1.10.5 (its
+    test suite's time_2038_overflow, time_2039, time_2106_max and
+    timestamp_invalid_micro/nano outputs): the date of the unsigned seconds,
+    the fraction field as it is, marked invalid from a second on."""
+    digits, unit = (6, "us") if kind == "micro" else (9, "ns")
+    text = f"{EPOCH + dt.timedelta(seconds=sec):%Y-%m-%d %H:%M:%S}.{frac:0{digits}d}"
+    return text + (f" (invalid {unit})" if frac >= 10**digits else "")
+
+
+@pytest.mark.parametrize("kind", ["micro", "nano"])
+def test_epcap_epcap_sniff_and_tcpdump_agree_on_every_time(
+    tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each time case, through epcap's `time`, `epcap-sniff -tttt` and
+    `tcpdump -tttt` (at the file's precision, TZ=UTC): epcap's time is the
+    file's fields, epcap-sniff prints them as newer tcpdump does, and Debian
+    12's tcpdump 4.99.3 (libpcap 1.10.3) prints the same line wherever its
+    libpcap reads the fields right. Where it does not, the two known
+    differences, and only they, remain: `[Error converting time]` for
+    seconds from 2^31 (sign-extended), and no `(invalid us)` mark."""
+    from epcap.sniff import main
+
+    monkeypatch.setenv("EPCAPD", str(HELPER))
+    unit = 1000 if kind == "micro" else 1
+    udp = pf.eth_ipv4_udp("10.0.0.1", "10.0.0.2", 40000, 40001, b"time")  # no port tcpdump decodes
+    records = [(sec, frac, len(udp), udp) for sec, frac, _, _ in grid(kind)]
+    path = tmp_path / f"{kind}.pcap"
+    path.write_bytes(pf.pcap_fields_bytes(records, linktype=1, nano=kind == "nano"))
+    packets = read(path, "nano")
+    assert [exact(p.time) for p in packets] == [
+        expected_time(sec, frac, unit, "nano") for sec, frac, _, _ in records
+    ]
+    nano = ["--nano"] if kind == "nano" else []
+    with local_time("UTC"):
+        assert main(["-r", str(path), "-n", "-tttt", *nano, "--quiet"]) == 0
+    ours = capsys.readouterr().out.splitlines()
+    theirs = subprocess.run(
+        ["tcpdump", "-n", "-tttt", *nano, "-r", str(path)],
+        capture_output=True, text=True, check=True, env={**os.environ, "TZ": "UTC"},
+    ).stdout.splitlines()  # fmt: skip
+    agreed = 0
+    for (sec, frac, _, _), line, their in zip(records, ours, theirs, strict=True):
+        stamp = shown(sec, frac, kind)
+        assert line.startswith(stamp + " "), (line, stamp)
+        rest = line[len(stamp) :]
+        if sec >= 2**31:
+            assert their == "[Error converting time]" + rest
+        else:
+            assert their == line.replace(f" (invalid {'us' if kind == 'micro' else 'ns'})", "")
+            agreed += their == line
+    assert agreed == 2  # the two valid times before 2038
+    print(f"{kind}: {len(records)} time cases; tcpdump 4.99.3's line identical for {agreed}")
