@@ -224,15 +224,34 @@ void capture_open_live(epcapd_t *st)
 /*
  * Compile and set a filter; NULL on success, else libpcap's message, with
  * *op naming the call that failed. The previous filter stays in force on
- * failure. At setup this runs before the chroot, so names resolve.
+ * failure. At setup this runs before the chroot, so names resolve. With
+ * -x, every filter is joined with that one (expr may then be NULL: -x
+ * alone): a remote capture leaves its own ssh connection out this way,
+ * whatever filter its client sets later.
  */
 const char *capture_set_filter(epcapd_t *st, const char *expr, const char **op)
 {
     static char message[PCAP_ERRBUF_SIZE];
     struct bpf_program prog;
+    char *joined = NULL;
+    size_t size;
+    int rc;
 
+    if (st->also != NULL) {
+        size = (expr != NULL ? strlen(expr) : 0) + strlen(st->also) + sizeof("() and ()");
+        joined = malloc(size);
+        if (joined == NULL)
+            die("calloc", errno, 0, "out of memory");
+        if (expr != NULL && *expr != '\0')
+            (void)snprintf(joined, size, "(%s) and (%s)", expr, st->also);
+        else
+            (void)snprintf(joined, size, "%s", st->also);
+        expr = joined;
+    }
     *op = "pcap_compile";
-    if (pcap_compile(st->pcap, &prog, expr, 1, st->netmask) != 0) {
+    rc = pcap_compile(st->pcap, &prog, expr != NULL ? expr : "", 1, st->netmask);
+    free(joined);
+    if (rc != 0) {
         (void)snprintf(message, sizeof(message), "%s", pcap_geterr(st->pcap));
         return message;
     }

@@ -24,7 +24,7 @@ static void set_filter(epcapd_t *st)
 {
     const char *op, *err;
 
-    if (st->filter == NULL)
+    if (st->filter == NULL && st->also == NULL)
         return;
     err = capture_set_filter(st, st->filter, &op);
     if (err != NULL)
@@ -89,6 +89,7 @@ int main(int argc, char *argv[])
     invoker_watch(&st);
 
     options_parse(&st, argc, argv);
+    loop_keepalive_start(&st); /* -k: the clock runs from here, whatever comes */
     policy_apply(&st);
     if (st.list) {
         list_devices(&st);

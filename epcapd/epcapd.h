@@ -3,7 +3,7 @@
  *
  * Order of operations (main, epcapd.c):
  *   invoker_identify -> invoker_sanitize -> privdrop_init -> sandbox_setup
- *   -> invoker_watch -> options_parse -> policy_apply
+ *   -> invoker_watch -> options_parse -> loop_keepalive_start -> policy_apply
  *   -> live: privdrop_become(target, open caps) -> capture_open_live
  *            -> filter -> privdrop_chroot -> privdrop_finish
  *      file: privdrop_become(invoker) -> capture_open_file
@@ -37,6 +37,8 @@
 #define EPCAPD_DEFAULT_BUFFER (16 * 1024 * 1024) /* live ring, bytes */
 #define EPCAPD_DEFAULT_TIMEOUT 1 /* ms: TPACKET_V3 blocks, retired within 1 ms */
 #define EPCAPD_MAX_WARNINGS 8
+#define EPCAPD_KEEPALIVE_MIN 100      /* -k, ms */
+#define EPCAPD_KEEPALIVE_MAX 86400000 /* -k, ms: a day */
 #define EPCAPD_POLICY_FILE "epcapd.conf" /* beside the helper binary */
 #define EPCAPD_POLICY_MAX 4096           /* bytes of epcapd.conf */
 #define EPCAPD_POLICY_VALUES 8           /* names per setting */
@@ -73,6 +75,7 @@ typedef struct {
     const char *interface;      /* -i: live interface, or NULL */
     const char *file;           /* -r: capture file, or NULL */
     const char *filter;         /* trailing argument, or NULL */
+    const char *also;           /* -x: a filter every packet must pass too, or NULL */
     int snaplen;                /* -s, 0 if not given (live: the maximum) */
     int promisc;                /* -p */
     int timeout;                /* -t: ms, TIMEOUT_IMMEDIATE, TIMEOUT_NEVER */
@@ -89,6 +92,7 @@ typedef struct {
     int cpus_set;               /* -a given */
     cpu_set_t cpus;             /* -a: CPU affinity */
     int stats_interval;         /* -S: ms between stats frames, 0 = none */
+    int keepalive;              /* -k: ms of silence on stdin that end the helper, 0 = none */
     int list;                   /* -D: list the devices instead of capturing */
 
     /* who asked (invoker.c) and what they may ask (policy.c) */
@@ -216,6 +220,7 @@ void frame_refused(const char *command, const char *op, int errnum, int pcap_cod
                    const char *message);
 
 /* loop.c */
+void loop_keepalive_start(epcapd_t *st);
 void loop_run(epcapd_t *st);
 
 /* testhook.c: only in priv/epcapd-testhook (make), never installed */

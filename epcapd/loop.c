@@ -11,13 +11,18 @@
  * N is checked against EPCAPD_MAX_FRAME before any byte of the body is
  * awaited; the body must be exactly one msgpack array led by a known tag
  * with the right number of arguments. Anything else is fatal.
+ *
+ * With -k, every whole frame restarts the clock that ends a helper whose
+ * stdin stays silent (loop_keepalive_start).
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,6 +34,7 @@ typedef struct {
     msgpack_object_type type;   /* of the argument */
     const char *type_name;      /* for the error message */
     void (*handler)(epcapd_t *st, const msgpack_object *args);
+    int answered;               /* a reply or refused follows the packets before it */
 } command_t;
 
 #define STATS_SAMPLE_MS 1000 /* sample libpcap's counters before they can wrap */
@@ -41,6 +47,56 @@ static long long now_ms(void)
 
     (void)clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * -k: a helper whose stdin stays silent for st->keepalive ms ends. A remote
+ * client's link can die with nothing to tell the remote sshd, and then
+ * stdin never ends. The clock is the kernel's (ITIMER_REAL), and SIGALRM
+ * keeps its default action, to terminate, with no handler: a poll()
+ * timeout would end only a helper that comes back to its loop, and one
+ * whose client is gone may be blocked for good in a write to a full stdout
+ * (wire.c), or be in the stop's settle(). The signal ends it wherever it
+ * is. Nothing is written then: a write could block. Every whole frame
+ * read from stdin restarts the clock, and so does end-of-file (the
+ * client's last word: the stop gets the whole time). Fuzz builds arm
+ * nothing: a harness killed by SIGALRM would be reported as a crash.
+ */
+static void keepalive(const epcapd_t *st)
+{
+#ifdef EPCAPD_FUZZ
+    (void)st;
+#else
+    struct itimerval t = {{0, 0}, {st->keepalive / 1000, st->keepalive % 1000 * 1000}};
+
+    /* A restart that fails leaves the clock running: it still ends the
+     * helper. */
+    if (st->keepalive != 0 && setitimer(ITIMER_REAL, &t, NULL) != 0)
+        die("option", errno, 0, "-k: setitimer: %s", strerror(errno));
+#endif
+}
+
+/* Right after the options: the clock runs through SETUP too. */
+void loop_keepalive_start(epcapd_t *st)
+{
+    struct sigaction dfl;
+    sigset_t only_alarm;
+
+    if (st->keepalive == 0)
+        return;
+    /* A signal's disposition and blocking survive exec: the caller (and
+     * sudo passes on its own caller's) may have SIGALRM ignored or blocked. */
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    if (sigemptyset(&dfl.sa_mask) != 0 || sigaction(SIGALRM, &dfl, NULL) != 0 ||
+        sigemptyset(&only_alarm) != 0 || sigaddset(&only_alarm, SIGALRM) != 0 ||
+        sigprocmask(SIG_UNBLOCK, &only_alarm, NULL) != 0)
+        die("option", errno, 0, "-k: SIGALRM: %s", strerror(errno));
+    /* The kernel drops a signal of default action sent to the first
+     * process of a PID namespace: the clock would not end it. */
+    if (getpid() == 1)
+        die("option", 0, 0, "-k: the first process of a PID namespace ignores SIGALRM");
+    keepalive(st);
 }
 
 static int readable(const struct pollfd *pfd, const char *what)
@@ -148,10 +204,19 @@ static void cmd_send(epcapd_t *st, const msgpack_object *args)
         frame_reply("send", n);
 }
 
+/* Reading the frame restarted the clock (read_commands): nothing is left
+ * to do, and nothing is answered. */
+static void cmd_keepalive(epcapd_t *st, const msgpack_object *args)
+{
+    (void)st;
+    (void)args;
+}
+
 static const command_t commands[] = {
-    {"stats", 0, MSGPACK_OBJECT_NIL, NULL, cmd_stats},
-    {"filter", 1, MSGPACK_OBJECT_STR, "a string", cmd_filter},
-    {"send", 1, MSGPACK_OBJECT_BIN, "bytes", cmd_send},
+    {"stats", 0, MSGPACK_OBJECT_NIL, NULL, cmd_stats, 1},
+    {"filter", 1, MSGPACK_OBJECT_STR, "a string", cmd_filter, 1},
+    {"send", 1, MSGPACK_OBJECT_BIN, "bytes", cmd_send, 1},
+    {"keepalive", 0, MSGPACK_OBJECT_NIL, NULL, cmd_keepalive, 0},
 };
 
 /*
@@ -210,7 +275,8 @@ static void dispatch(epcapd_t *st, const char *body, size_t len)
     msgpack_unpacked_init(&msg);
     c = decode(&msg, body, len, why, sizeof(why));
     if (c != NULL) {
-        frame_flush(st); /* an answer follows the packets captured before it */
+        if (c->answered)
+            frame_flush(st); /* an answer follows the packets captured before it */
         c->handler(st, msg.data.via.array.ptr + 1);
     }
     msgpack_unpacked_destroy(&msg);
@@ -239,6 +305,7 @@ static int read_commands(epcapd_t *st)
     if (n == 0) {
         if (input.have != 0)
             die("protocol", 0, 0, "stdin closed inside a frame");
+        keepalive(st);
         return 0;
     }
     input.have += (size_t)n;
@@ -250,6 +317,7 @@ static int read_commands(epcapd_t *st)
                 len, EPCAPD_MAX_FRAME);
         if (input.have < 4 + (size_t)len)
             break;
+        keepalive(st);
         dispatch(st, input.buf + 4, len);
         input.have -= 4 + (size_t)len;
         memmove(input.buf, input.buf + 4 + len, input.have);

@@ -7,7 +7,7 @@
 
 #include "epcapd.h"
 
-#define OPTSTRING "+:Di:r:s:pt:B:Q:IP:d:u:g:jC:a:S:"
+#define OPTSTRING "+:Di:r:s:pt:B:Q:IP:d:u:g:jC:a:S:k:x:"
 
 static int parse_int(const char *flag, const char *s, long min, long max)
 {
@@ -127,6 +127,11 @@ void options_parse(epcapd_t *st, int argc, char *argv[])
         case 'C': st->cluster_id = parse_int("-C", optarg, 0, 65535); break;
         case 'a': parse_cpus(st, optarg); break;
         case 'S': st->stats_interval = parse_int("-S", optarg, 1, INT_MAX); break;
+        case 'k':
+            st->keepalive = parse_int("-k", optarg, EPCAPD_KEEPALIVE_MIN,
+                                      EPCAPD_KEEPALIVE_MAX);
+            break;
+        case 'x': st->also = parse_name("-x", optarg); break;
         case ':': die("option", 0, 0, "-%c: missing value", optopt);
         default: die("option", 0, 0, "unknown option -%c", optopt);
         }

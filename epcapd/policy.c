@@ -21,8 +21,10 @@
  * queues and logs, USB, Bluetooth, ...); -u, -g and -d may name only what
  * the policy lists, and -u and -g nothing with -r (a file is read with the
  * invoker's own rights); -j and -B as the policy says; cluster_id at most
- * 32767 (fanout.c). Root may ask for anything. Every refusal is an error
- * frame with op "policy", before libpcap runs.
+ * 32767 (fanout.c). -k is everyone's: it can only shorten the helper's
+ * life, which its invoker may end anyway (the real ids are the invoker's).
+ * Root may ask for anything. Every refusal is an error frame with op
+ * "policy", before libpcap runs.
  */
 #include <errno.h>
 #include <fcntl.h>

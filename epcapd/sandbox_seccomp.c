@@ -9,7 +9,9 @@
  * the running loop needs: reads and poll (pread only on a pcapng file, for
  * its packets' interfaces), writes to stdout (and stderr), the capture
  * socket's calls (reading the ring, its statistics, attaching a filter,
- * and sending only with -j), memory without PROT_EXEC, and exit.
+ * and sending only with -j), memory without PROT_EXEC, with -k only
+ * setitimer(ITIMER_REAL) (each command frame restarts the clock, loop.c),
+ * and exit.
  * open/openat, socket and uname fail with EPERM (libpcap degrades
  * gracefully where it probes /sys or /proc, and a name in a new filter
  * fails to resolve instead of reaching nscd or DNS); sendto fails with
@@ -25,6 +27,7 @@
 #include <seccomp.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <linux/if_packet.h>
 #include <unistd.h>
 #include <sys/mman.h>
@@ -166,6 +169,18 @@ static void allow_pcapng_reads(scmp_filter_ctx ctx, const epcapd_t *st)
                     "pread64");
 }
 
+/* With -k, the running loop restarts the clock (loop.c): setitimer on
+ * ITIMER_REAL, which glibc's setitimer() is; SIGALRM needs no call, its
+ * default action ends the helper. */
+static void allow_keepalive(scmp_filter_ctx ctx, const epcapd_t *st)
+{
+    if (st->keepalive == 0)
+        return;
+    require_seccomp(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setitimer), 1,
+                                     SCMP_A0(SCMP_CMP_EQ, ITIMER_REAL, 0)),
+                    "setitimer");
+}
+
 void sandbox_enter(epcapd_t *st)
 {
     scmp_filter_ctx ctx;
@@ -183,6 +198,7 @@ void sandbox_enter(epcapd_t *st)
     allow_output(ctx);
     ALLOW(poll);
     ALLOW(ppoll);
+    allow_keepalive(ctx, st);
     allow_capture_socket(ctx, st);
     allow_fcntl(ctx);
     /* memory */

@@ -94,3 +94,42 @@ def test_commands_are_answered_in_order_and_eof_ends_cleanly() -> None:
     raw.proc.stdin.close()
     assert raw.read()[0] == "eof"
     assert raw.proc.wait(5) == 0
+
+
+def test_x_joins_every_filter(udp_port: int) -> None:
+    """-x EXPR: every packet must pass it too, the filter given at the start
+    and every later one (a remote capture leaves its ssh connection out so);
+    -x alone filters by itself, and a bad one is libpcap's error."""
+    from helpers import send_udp
+
+    other = udp_port + 1 if udp_port < 65535 else udp_port - 1
+    proc = subprocess.Popen(
+        [str(HELPER), "-i", "lo", "-x", f"not udp port {other}", "--", "udp"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )  # fmt: skip
+    raw = Raw.__new__(Raw)
+    raw.proc = proc
+    try:
+        assert raw.read()[0] == "ready"
+        for payload in (b"other 1", b"mine 1"):
+            send_udp("127.0.0.1", other if payload.startswith(b"other") else udp_port, [payload])
+        raw.write(frame(["filter", ""]))  # everything: still not -x's
+        seen = []
+        while (message := raw.read())[0] != "reply":
+            seen += [bytes(x) for x in message[2][2::3]]
+        for payload in (b"other 2", b"mine 2"):
+            send_udp("127.0.0.1", other if payload.startswith(b"other") else udp_port, [payload])
+        raw.write(frame(["filter", "udp"]))  # a filter settles: what came before is sent first
+        while (message := raw.read())[0] != "reply":
+            seen += [bytes(x) for x in message[2][2::3]]
+        ours = [b"mine 1", b"mine 2", b"other 1", b"other 2"]
+        udp = [data for data in seen if data[23] == 17]  # not the ICMP errors that quote them
+        assert [p for data in udp for p in ours if data.endswith(p)] == [b"mine 1", b"mine 2"]
+    finally:
+        proc.kill()
+        proc.wait()
+    bad = subprocess.run([str(HELPER), "-i", "lo", "-x", "udp port"], capture_output=True)
+    (length,) = struct.unpack(">I", bad.stdout[:4])
+    error = msgpack.unpackb(bad.stdout[4 : 4 + length])
+    assert error[0] == "error" and error[1]["op"] == "pcap_compile", error
+    assert bad.returncode == 1

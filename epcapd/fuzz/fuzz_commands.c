@@ -11,7 +11,9 @@
  * "filter" compiles and sets filters with libpcap for real and "send"
  * reaches pcap_inject(), which a file refuses; replies and error frames go
  * through frame.c's writer to /dev/null. die() comes back here through
- * fuzz_exit() instead of exiting (frame.c).
+ * fuzz_exit() instead of exiting (frame.c). The capture has -k, so each
+ * frame takes the path that restarts its clock; a fuzz build never arms
+ * it (loop.c): SIGALRM would kill the fuzzer.
  *
  * As in the helper's sandbox, new sockets fail: a filter naming a host must
  * not send DNS queries from the fuzzer. Unlike the sandbox, files open
@@ -83,6 +85,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
     st.file = "fuzz.pcap";
     st.inject = 1;
+    st.keepalive = EPCAPD_KEEPALIVE_MIN;
     st.cluster_id = -1;
     (void)snprintf(st.root, sizeof(st.root), "%s", "/var/empty");
     st.netmask = PCAP_NETMASK_UNKNOWN;

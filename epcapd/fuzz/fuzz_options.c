@@ -50,11 +50,15 @@ static void check_parsed(const epcapd_t *st)
     REQUIRE(st->interface == NULL || st->file == NULL);
     REQUIRE(unset_or_named(st->interface) && unset_or_named(st->file));
     REQUIRE(unset_or_named(st->chroot) && unset_or_named(st->user) &&
-            unset_or_named(st->group) && unset_or_named(st->filter));
+            unset_or_named(st->group) && unset_or_named(st->filter) &&
+            unset_or_named(st->also));
     REQUIRE(st->snaplen >= 0 && st->snaplen <= EPCAPD_MAX_SNAPLEN);
     REQUIRE(st->timeout == TIMEOUT_IMMEDIATE || st->timeout == TIMEOUT_NEVER ||
             st->timeout > 0);
     REQUIRE(st->buffer >= 0 && st->stats_interval >= 0);
+    REQUIRE(st->keepalive == 0 || (st->keepalive >= EPCAPD_KEEPALIVE_MIN &&
+                                   st->keepalive <= EPCAPD_KEEPALIVE_MAX));
+    REQUIRE(!st->list || (st->keepalive == 0 && st->also == NULL));
     REQUIRE(st->cluster_id >= -1 && st->cluster_id <= 65535);
     REQUIRE(st->precision == PCAP_TSTAMP_PRECISION_MICRO ||
             st->precision == PCAP_TSTAMP_PRECISION_NANO);
