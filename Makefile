@@ -26,7 +26,9 @@ VPY       := $(VENV)/bin/python
 
 # Debian packages the build needs, and those the tests need on top.
 SYSTEM_PACKAGES := gcc make pkg-config libpcap-dev libmsgpack-dev libseccomp-dev
-TEST_PACKAGES   := sudo libcap2-bin iproute2 tcpdump strace
+# openssh-server and openssh-client: the remote-capture tests run sshd in
+# network namespaces of their own (tests/sshhosts.py), never the machine's.
+TEST_PACKAGES   := sudo libcap2-bin iproute2 tcpdump strace openssh-server openssh-client
 BENCH_PACKAGES  := tcpdump tcpreplay
 # The client's C accelerator (client/epcap/_speedups.c, built by pip through
 # setup.py) needs Python's headers: Debian's python3-dev, unless PYTHON has
@@ -114,6 +116,10 @@ deps-python: deps
 deps-fuzz: deps
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(CLANG_PACKAGES)"
 
+# No service starts while these install: a policy-rc.d (exit 101: "action
+# forbidden", which invoke-rc.d and deb-systemd-invoke obey) for the
+# install's length, unless the machine has one. openssh-server's postinst
+# would otherwise start sshd on the machine's own port 22.
 install-packages:
 	@missing=""; \
 	for p in $(PACKAGES); do \
@@ -128,6 +134,10 @@ install-packages:
 	fi; \
 	echo "Installing Debian packages:$$missing"; \
 	export DEBIAN_FRONTEND=noninteractive; \
+	if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	  trap 'rm -f /usr/sbin/policy-rc.d' EXIT; trap 'exit 130' HUP INT TERM; \
+	  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 0755 /usr/sbin/policy-rc.d; \
+	fi; \
 	apt-get update -q && apt-get install -y -q --no-install-recommends $$missing
 
 build: $(HELPER) priv/empty ## build the helper priv/epcapd (SANDBOX=seccomp|rlimit|null; SANITIZE=1: ASan+UBSan)

@@ -166,3 +166,25 @@ def testhook_installs(user: pwd.struct_passwd) -> Iterator[dict[str, Path]]:
 
     with installed("epcap-testhook-", "priv/epcapd-testhook") as helpers:
         yield helpers
+
+
+@pytest.fixture(scope="session")
+def ssh_hosts(user: pwd.struct_passwd) -> Iterator[list[SshHost]]:  # noqa: F821 - in sshhosts
+    """Three hosts, each a network namespace with its own sshd that lets in
+    privileged.REMOTE (made if missing, in the installs' group) by key, at
+    host.target with host.ssh_options (tests/sshhosts.py); all removed at the
+    end. Shared by the session: a test that cuts a link or leaves sessions
+    behind uses `clean_ssh_hosts`, or calls host.reset() itself."""
+    from sshhosts import running_hosts  # here: sshhosts imports privileged, which imports us
+
+    with running_hosts(3) as hosts:
+        yield hosts
+
+
+@pytest.fixture
+def clean_ssh_hosts(ssh_hosts: list[SshHost]) -> Iterator[list[SshHost]]:  # noqa: F821 - ditto
+    """ssh_hosts, each reset() after the test: link up, nothing left running
+    on it but its sshd."""
+    yield ssh_hosts
+    for host in ssh_hosts:
+        host.reset()

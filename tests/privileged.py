@@ -31,6 +31,9 @@ OUTSIDER = "epcapout"
 """Not a member of GROUP."""
 GROUP = "epcaptestgrp"
 """The group `make install GROUP=...` lets run the helpers."""
+REMOTE = "epcapremote"
+"""A member of GROUP with a login shell: the remote user of the SSH hosts (sshhosts.py)."""
+LOGIN_SHELL = "/bin/sh"
 NOBODY = 65534
 SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
 MODES = ("sudo", "setuid", "caps")
@@ -52,6 +55,26 @@ def ensure_user(name: str) -> tuple[pwd.struct_passwd, bool]:
             check=True,
         )
         return pwd.getpwnam(name), True
+
+
+def ensure_login_user(name: str, comment: str = "") -> tuple[pwd.struct_passwd, bool]:
+    """The account `name` with a login shell (LOGIN_SHELL), home / (which
+    exists: sshd says nothing of a missing one), the password `*`, which no
+    password matches but, unlike useradd's `!`, does not lock the account
+    (sshd without PAM refuses a locked one even a key), and `comment`;
+    created if missing, and whether it was. An existing account must have
+    that shell."""
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--home-dir", "/",
+             "--shell", LOGIN_SHELL, "--password", "*", "--comment", comment, name],
+            check=True,
+        )  # fmt: skip
+        return pwd.getpwnam(name), True
+    assert pw.pw_shell == LOGIN_SHELL, f"{name} exists with the shell {pw.pw_shell}"
+    return pw, False
 
 
 def remove_user(name: str) -> None:
