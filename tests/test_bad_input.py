@@ -59,6 +59,13 @@ BEFORE_SPAWN = [
     case({"group": 0}, TypeError, "group"),
     case({"chroot": "/tmp\0x"}, ValueError, "NUL"),
     case({"interface": "lo", "file": "x.pcap"}, ValueError, "mutually exclusive"),
+    case({"host": ""}, ValueError, "host must be"),
+    case({"host": "-oProxyCommand=sh"}, ValueError, "host must be"),  # never an ssh option
+    case({"host": "h:99999"}, ValueError, "port"),
+    case({"host": b"h"}, TypeError, "host must be a string"),
+    case({"ssh_options": ["-v"]}, ValueError, "another host"),
+    case({"host": "h", "ssh_options": [3]}, TypeError, "ssh_options"),
+    case({"host": "h", "ssh_options": "-o 'x"}, ValueError, "quotation"),
     case({"file": "x.pcap", "promiscuous": True}, ValueError, "live captures only"),
     case({"file": "x.pcap", "buffer": 4096}, ValueError, "live captures only"),
     case({"file": "x.pcap", "direction": "in"}, ValueError, "live captures only"),

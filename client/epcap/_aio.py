@@ -17,7 +17,8 @@ from typing import Any, Unpack
 
 from . import _core, _protocol
 from ._core import CaptureBase, StartOptions
-from ._driver import Io, Op, Reap, T, Wait
+from ._driver import Io, Op, Phase, Reap, T, Wait
+from ._launch import Launch
 from ._options import Options
 from ._packet import Packet
 
@@ -34,6 +35,7 @@ class AsyncCapture(CaptureBase):
         self._loop = asyncio.get_running_loop()
         self._wakers: set[asyncio.Future[None]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._keepalive: asyncio.Task[None] | None = None
 
     async def _drive(self, op: Op[T]) -> T:
         """Run one driver operation to its result, doing what it needs."""
@@ -70,7 +72,7 @@ class AsyncCapture(CaptureBase):
 
     async def _move(self, io: Io) -> None:
         self._begin(io)
-        if io.write is None:
+        if io.write is None and io.read:
             # The helper is often ahead (a file, a flood): after one turn of
             # the loop, for the other tasks' sake, take what is there without
             # a reader, a future and a wait for each read.
@@ -85,13 +87,15 @@ class AsyncCapture(CaptureBase):
             if not waker.done():
                 waker.set_result(None)
 
-        loop.add_reader(self._out, self._wake_one, waker)
+        if io.read:
+            loop.add_reader(self._out, self._wake_one, waker)
         if io.write is not None:
             loop.add_writer(self._in, writable)
         try:
             await self._sleep(io.deadline, waker)
         finally:
-            loop.remove_reader(self._out)
+            if io.read:
+                loop.remove_reader(self._out)
             if io.write is not None:
                 loop.remove_writer(self._in)
         self._end(io, writable=ready[0])
@@ -144,6 +148,18 @@ class AsyncCapture(CaptureBase):
         with contextlib.suppress(RuntimeError):  # a closed loop runs the capture no more
             self._loop.call_soon_threadsafe(self._poke)
 
+    def _keep_alive(self, every: float) -> None:
+        """Send the helper a keepalive every ``every`` seconds from a task of
+        the loop, until the capture closes or ends."""
+
+        async def run() -> None:
+            while self._driver.phase in (Phase.RUNNING, Phase.STOPPING):
+                await asyncio.sleep(every)
+                with contextlib.suppress(Exception):  # the capture reports its own failures
+                    await self._drive(self._driver.keepalive())
+
+        self._keepalive = self._loop.create_task(run())
+
     def _poke(self) -> None:
         self._wake()  # a task moving bytes closes the input; else this one does
         task = self._loop.create_task(self._drive(self._driver.poke()))
@@ -152,7 +168,11 @@ class AsyncCapture(CaptureBase):
 
     async def aclose(self) -> None:
         """Stop the helper, discard what it still sends, and reap it."""
-        await self._drive(self._driver.close())
+        try:
+            await self._drive(self._driver.close())
+        finally:
+            if self._keepalive is not None and self._keepalive is not asyncio.current_task():
+                self._keepalive.cancel()
 
     async def __aenter__(self) -> AsyncCapture:
         return self
@@ -192,17 +212,19 @@ class _Packets:
 class _Starting:
     """What :func:`start_async` returns: await it, or ``async with`` it."""
 
-    def __init__(self, options: Options, prefix: list[str], helper: str) -> None:
-        self._args = (options, prefix, helper)
+    def __init__(self, options: Options, launch: Launch) -> None:
+        self._options, self._launch = options, launch
         self._capture: AsyncCapture | None = None
 
     async def _start(self) -> AsyncCapture:
-        cap = AsyncCapture(_core.spawn(*self._args), *self._args)
+        cap = AsyncCapture(_core.spawn(self._launch), self._options, self._launch)
         try:
             await cap._drive(cap._driver.start())
         except BaseException:
             await cap.aclose()
             raise
+        if self._launch.keepalive is not None:
+            cap._keep_alive(self._launch.keepalive)
         return cap
 
     def __await__(self) -> Generator[Any, None, AsyncCapture]:

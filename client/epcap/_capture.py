@@ -15,13 +15,14 @@ import math
 import os
 import select
 import threading
+import weakref
 from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any, Unpack
 
 from . import _core
 from ._core import CaptureBase, StartOptions
-from ._driver import NOTIFY, Io, Op, Reap, T, Wait
+from ._driver import NOTIFY, Io, Op, Phase, Reap, T, Wait
 from ._packet import Packet
 
 
@@ -57,6 +58,7 @@ class Capture(CaptureBase):
         self._poll = select.poll()
         self._poll.register(self._out, select.POLLIN)
         self._poll.register(self._wake_r, select.POLLIN)
+        self._keepalive_stop = threading.Event()
 
     def _drive(self, op: Op[T]) -> T:
         with self._lock:
@@ -104,6 +106,8 @@ class Capture(CaptureBase):
 
     def _move(self, io: Io) -> None:
         self._begin(io)
+        if not io.read:
+            self._poll.unregister(self._out)
         if io.write is not None:
             self._poll.register(self._in, select.POLLOUT)
         remaining = self._driver.remaining(io.deadline)
@@ -114,6 +118,8 @@ class Capture(CaptureBase):
             self._lock.acquire()
         if io.write is not None:
             self._poll.unregister(self._in)
+        if not io.read:
+            self._poll.register(self._out, select.POLLIN)
         writable = False
         for fd, _ in events:
             if fd == self._wake_r:
@@ -130,6 +136,7 @@ class Capture(CaptureBase):
         finally:
             self._lock.acquire()
         self._driver.reaped(self._proc.returncode, stderr)
+        self._keepalive_stop.set()
         fds, self._wake_w = (self._wake_r, self._wake_w), -1  # stop() writes no more
         _close_fds(*fds)
 
@@ -214,11 +221,31 @@ def start(**options: Unpack[StartOptions]) -> Capture:
     :class:`~epcap.EpcapError` subclass if the helper cannot start (within
     30 s); no process is left behind in either case.
     """
-    validated, prefix, helper = _core.prepare(options)
-    cap = Capture(_core.spawn(validated, prefix, helper), validated, prefix, helper)
+    validated, launch = _core.prepare(options)
+    cap = Capture(_core.spawn(launch), validated, launch)
     try:
         cap._drive(cap._driver.start())
     except BaseException:
         cap.close()
         raise
+    if launch.keepalive is not None:
+        _keep_alive(cap, launch.keepalive)
     return cap
+
+
+def _keep_alive(cap: Capture, every: float) -> None:
+    """Send ``cap``'s helper a keepalive every ``every`` seconds, from a
+    daemon thread, until the capture closes or ends (held weakly: an
+    abandoned capture is still finalized)."""
+    ref, stopped = weakref.ref(cap), cap._keepalive_stop
+
+    def run() -> None:
+        while not stopped.wait(every):
+            capture = ref()
+            if capture is None or capture._driver.phase not in (Phase.RUNNING, Phase.STOPPING):
+                return
+            with contextlib.suppress(Exception):  # the capture reports its own failures
+                capture._drive(capture._driver.keepalive())
+            del capture
+
+    threading.Thread(target=run, name="epcap-keepalive", daemon=True).start()

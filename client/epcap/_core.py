@@ -21,10 +21,11 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import IO, Any, TypedDict
 
+from . import _remote
 from ._driver import STOP_TIMEOUT, Driver, Io, Phase
 from ._errors import HelperNotFoundError
-from ._launch import exec_prefix, find_helper
-from ._options import MAX_SNAPLEN, Options
+from ._launch import Launch, exec_prefix, find_helper, local_launch
+from ._options import MAX_SNAPLEN, Options, _text
 
 
 class StartOptions(TypedDict, total=False):
@@ -41,7 +42,11 @@ class StartOptions(TypedDict, total=False):
     ``cluster_id`` (0 to 65535) shares the interface flow by flow with the
     captures of the same id; ``cpu_affinity`` (``"1,3,5-7"``);
     ``stats_interval`` (seconds); ``progname``, the helper binary; ``exec``,
-    a command prefix that runs it (``"sudo -n"``, ``""``). ``None`` means the
+    a command prefix that runs it (``"sudo -n"``, ``""``). ``host``
+    (``"[user@]host[:port]"``) captures on another host, through ssh, with
+    the helper installed there (``progname``: its path there) and
+    ``ssh_options`` (a list, or a string split as a shell would) added to
+    ssh's command line (see :mod:`epcap._remote`). ``None`` means the
     default wherever it is allowed.
     """
 
@@ -64,11 +69,13 @@ class StartOptions(TypedDict, total=False):
     stats_interval: float | None
     progname: str | os.PathLike[str] | None
     exec: str | Sequence[str] | None
+    host: str | None
+    ssh_options: str | Sequence[str] | None
 
 
-def prepare(options: Mapping[str, Any]) -> tuple[Options, list[str], str]:
-    """Validate options and find the helper and its privilege prefix, before
-    anything is spawned: (options, prefix, helper)."""
+def prepare(options: Mapping[str, Any]) -> tuple[Options, Launch]:
+    """Validate options and decide how the helper runs (which one, with
+    which privilege, on which host), before anything is spawned."""
     unknown = sorted(set(options) - set(StartOptions.__annotations__))
     if unknown:
         known = ", ".join(StartOptions.__annotations__)
@@ -76,11 +83,25 @@ def prepare(options: Mapping[str, Any]) -> tuple[Options, list[str], str]:
     rest = dict(options)
     progname = rest.pop("progname", None)
     exec_ = rest.pop("exec", None)
-    validated = Options.validate(**rest)
+    host = rest.pop("host", None)
+    ssh = rest.pop("ssh_options", None)
     if exec_ is not None and not isinstance(exec_, (str, list, tuple)):
         raise TypeError(f"exec must be a string or a list of strings, not {type(exec_).__name__}")
-    helper = find_helper(progname)
-    return validated, exec_prefix(helper, live=validated.live, exec_=exec_), helper
+    if host is None:
+        if ssh is not None:
+            raise ValueError("ssh_options: for captures on another host (host=) only")
+        validated = Options.validate(**rest)
+        helper = find_helper(progname)
+        prefix = exec_prefix(helper, live=validated.live, exec_=exec_)
+        return validated, local_launch(prefix, helper, validated.argv())
+    target = _remote.Target.parse(host)
+    validated = Options.validate(**rest, remote=True)
+    remote_helper = None if progname is None else _text("progname", progname, path=True)
+    launch = _remote.launch(
+        target, validated.argv(), live=validated.live, helper=remote_helper,
+        options=_remote.ssh_options(ssh), exec_=exec_,
+    )  # fmt: skip
+    return validated, launch
 
 
 SOCKET_BUFFER = 1 << 20
@@ -88,7 +109,7 @@ SOCKET_BUFFER = 1 << 20
 ``net.core.wmem_max``): a frame and more, so that the helper rarely waits."""
 
 
-def spawn(options: Options, prefix: list[str], helper: str) -> subprocess.Popen[bytes]:
+def spawn(launch: Launch) -> subprocess.Popen[bytes]:
     """Start the helper with a pipe on its stdin and stderr and a stream
     socket on its stdout (``proc.stdout`` is this end of it).
 
@@ -101,7 +122,7 @@ def spawn(options: Options, prefix: list[str], helper: str) -> subprocess.Popen[
     theirs.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
     try:
         proc = subprocess.Popen(
-            [*prefix, helper, *options.argv()],
+            launch.argv,
             stdin=subprocess.PIPE,
             stdout=theirs.fileno(),
             stderr=subprocess.PIPE,
@@ -110,8 +131,7 @@ def spawn(options: Options, prefix: list[str], helper: str) -> subprocess.Popen[
         )
     except OSError as exc:
         ours.close()
-        what = prefix[0] if prefix else helper
-        raise HelperNotFoundError(f"cannot run {what!r}: {exc.strerror}") from None
+        raise HelperNotFoundError(f"cannot run {launch.argv[0]!r}: {exc.strerror}") from None
     finally:
         theirs.close()
     proc.stdout = os.fdopen(ours.detach(), "rb", buffering=0)
@@ -179,12 +199,11 @@ class CaptureBase:
     its :class:`~epcap._driver.Driver`, and what every shell does the same
     way once it has waited (write, read, close the input, release the pipes)."""
 
-    def __init__(
-        self, proc: subprocess.Popen[bytes], options: Options, prefix: list[str], helper: str
-    ) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], options: Options, launch: Launch) -> None:
         self._proc = proc
         self._options = options
-        self._driver = Driver(file_mode=not options.live, prefix=prefix, helper=helper, owner=self)
+        self._launch = launch
+        self._driver = Driver(file_mode=not options.live, launch=launch, owner=self)
         assert proc.stdin is not None and proc.stdout is not None
         self._in, self._out = proc.stdin.fileno(), proc.stdout.fileno()
         os.set_blocking(self._in, False)
@@ -198,7 +217,8 @@ class CaptureBase:
             self._driver.input_closed()
 
     def _end(self, io: Io, writable: bool) -> None:
-        """After waiting: write what the driver gave, read what came."""
+        """After waiting: write what the driver gave, read what came (if
+        the driver asked to read)."""
         driver = self._driver
         if io.write is not None and writable:
             try:
@@ -207,7 +227,8 @@ class CaptureBase:
                 pass
             except OSError:  # EPIPE: the helper is gone, its stdout says why
                 driver.input_broken()
-        self._read()
+        if io.read:
+            self._read()
 
     def _read(self) -> bool:
         """Read what the helper sent, if anything: True if a read was made
@@ -283,6 +304,11 @@ class CaptureBase:
         return int(self.settings.get("snaplen", MAX_SNAPLEN))
 
     @property
+    def host(self) -> str | None:
+        """The host captured on (``start(host=...)``), None for this one."""
+        return self._launch.host
+
+    @property
     def interface(self) -> str | None:
         """The interface captured (None for a file)."""
         value = self.settings.get("interface")
@@ -301,4 +327,5 @@ class CaptureBase:
 
     def __repr__(self) -> str:
         source = self._options.file or self._options.interface or "default interface"
-        return f"<epcap.{type(self).__name__} {source!r} {self._driver.phase.value}>"
+        where = f" on {self.host}" if self.host else ""
+        return f"<epcap.{type(self).__name__} {source!r}{where} {self._driver.phase.value}>"

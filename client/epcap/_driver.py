@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import signal
 import time
 import weakref
 from collections import deque
@@ -36,11 +35,13 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ._errors import EpcapError, HelperExitedError, ProtocolError
-from ._launch import sudo_refusal
+from ._errors import EpcapError, ProtocolError
+from ._launch import Launch
 from ._packet import Packet, packet_type
 from ._protocol import End, Ready, Refused, Reply, Session, State, Stats, encode
 
+KEEPALIVE = encode("keepalive")
+"""The keepalive command's frame."""
 START_TIMEOUT = 30.0
 """Seconds to wait for the ``ready`` frame."""
 STOP_TIMEOUT = 2.0
@@ -54,11 +55,14 @@ T = TypeVar("T")
 @dataclass(slots=True)  # not frozen: that costs a microsecond per need
 class Io:
     """Move bytes until something happens or ``deadline`` (None: no limit);
-    first close the helper's stdin if ``close_input``."""
+    first close the helper's stdin if ``close_input``; read the helper's
+    stdout unless ``read`` is False (a keepalive only writes: a capture
+    nobody iterates must leave the packets with the helper)."""
 
     write: bytes | None
     close_input: bool
     deadline: float | None
+    read: bool = True
 
 
 @dataclass(slots=True)  # not frozen: that costs a microsecond per need
@@ -117,66 +121,32 @@ def deadline_after(timeout: float | None, now: float, what: str = "timeout") -> 
     return now + timeout
 
 
-def describe_exit(returncode: int | None) -> str:
-    """'exited with status 1', 'was killed by SIGKILL', 'did not exit'."""
-    if returncode is None:
-        return "did not exit"
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        return f"was killed by {name}"
-    return f"exited with status {returncode}"
-
-
-def exit_error(
-    prefix: list[str],
-    helper: str,
-    returncode: int | None,
-    stderr: str,
-    where: str,
-    *,
-    refused: bool = True,
-) -> EpcapError:
-    """The error of a helper that exited without a word on stdout: sudo's
-    refusal when ``refused`` may be one, else HelperExitedError ``where``."""
-    refusal = sudo_refusal(prefix, helper, stderr) if refused else None
-    if refusal is not None:
-        return refusal
-    detail = f": {stderr}" if stderr else ""
-    return HelperExitedError(
-        f"the helper {describe_exit(returncode)} {where}{detail}",
-        returncode=returncode,
-        stderr=stderr,
-    )
-
-
 class Driver:
     """One capture's state: the helper's stream, the queue of packets, the
     commands awaiting answers, the deadlines and the end.
 
-    ``prefix`` and ``helper`` explain a helper that exits without a word (a
-    refusal by sudo, say); ``owner`` is the capture whose packets say it."""
+    ``launch`` says where the helper runs and explains one that exits
+    without a word (a refusal by sudo or ssh, say); ``owner`` is the
+    capture whose packets say it."""
 
     def __init__(
         self,
         *,
         file_mode: bool,
-        prefix: list[str],
-        helper: str,
+        launch: Launch,
         owner: object = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._prefix, self._helper = prefix, helper
+        self._launch = launch
         ref = weakref.ref(owner) if owner is not None else lambda: None  # no cycle: __del__ runs
 
         @functools.lru_cache(maxsize=64)
         def tagged(ifid: int) -> type[Packet]:
             """The packets' class: built once ``ready`` named the interface."""
-            return packet_type(self._session.settings.get("interface"), ifid, ref())
+            interface = self._session.settings.get("interface")
+            return packet_type(interface, ifid, ref(), host=launch.host)
 
-        self._session = Session(file_mode=file_mode, packet_type=tagged)
+        self._session = Session(file_mode=file_mode, packet_type=tagged, where=launch.where)
         self.space: Callable[[], memoryview] = self._session.space
         """Where the shell reads the helper's stdout into; then :meth:`filled`."""
         self._clock = clock
@@ -298,6 +268,8 @@ class Driver:
                 break
             yield from self._io(deadline)
         if error is not None:
+            if error.host is None:
+                error.host = self._launch.host
             yield from self.close()
             raise error
 
@@ -425,6 +397,24 @@ class Driver:
         if self._stop_asked and self._input_open and not self._moving and not self._reaped:
             yield from self._io(self._clock())
 
+    def keepalive(self) -> Op[None]:
+        """Send the helper a ``keepalive`` command (no answer comes), so that
+        a remote one whose idle limit (``-k``) would end it lives on; it
+        waits at most a second to write, and never reads."""
+        if self._closed or self._stop_asked or not self._input_open or self._reaped:
+            return
+        self._outbox += KEEPALIVE
+        if self._moving:
+            yield INTERRUPT  # the caller moving bytes writes it
+            return
+        self._moving = True
+        try:
+            write = bytes(self._outbox) if self._outbox and self._input_open else None
+            yield Io(write, False, self._clock() + 1.0, read=False)
+        finally:
+            self._moving = False
+        yield NOTIFY
+
     def close(self) -> Op[None]:
         """Stop the helper, read what it still sends (its final statistics)
         within :data:`STOP_TIMEOUT`, discard the packets, reap it."""
@@ -494,6 +484,8 @@ class Driver:
 
     def _fail(self, error: EpcapError) -> None:
         """The error that ends the capture: after the packets queued before it."""
+        if error.host is None:
+            error.host = self._launch.host
         if self._fatal is None:
             self._fatal = error
             self._queue.append(error)
@@ -503,5 +495,5 @@ class Driver:
     def _exit_error(self, returncode: int | None, stderr: str) -> EpcapError:
         """Why the stream ended without ``eof`` or ``error``."""
         setup = self._session.state is State.SETUP
-        where = "before 'ready'" if setup else "during the capture"
-        return exit_error(self._prefix, self._helper, returncode, stderr, where, refused=setup)
+        when = "before 'ready'" if setup else "during the capture"
+        return self._launch.exit_error(returncode, stderr, when, starting=setup)

@@ -11,7 +11,12 @@ from collections.abc import Mapping
 
 
 class EpcapError(Exception):
-    """Base class of every error epcap raises after validating options."""
+    """Base class of every error epcap raises after validating options.
+
+    ``host`` is the host of a capture on another host (``host=``) that
+    raised it, None for a local one."""
+
+    host: str | None = None
 
 
 class HelperNotFoundError(EpcapError):
@@ -84,6 +89,53 @@ class ProtocolError(EpcapError):
     """The helper sent something that breaks the wire protocol: a malformed or
     oversized frame, an unexpected message, or a protocol version this client
     does not speak."""
+
+
+class ProtocolVersionError(ProtocolError):
+    """The helper speaks another protocol version (``version``, as its
+    ``ready`` said): it belongs to another epcap. Install this epcap's
+    helper where it runs (on ``host``, for a remote capture)."""
+
+    def __init__(self, message: str, *, version: object) -> None:
+        super().__init__(message)
+        self.version = version
+
+
+class RemoteError(EpcapError):
+    """A capture on another host (``host=``) could not get there: the ssh
+    connection, or the helper's installation on that host. ``message`` is
+    ssh's or the remote side's own words, ``returncode`` ssh's exit status
+    (255 for ssh's own failures)."""
+
+    def __init__(self, message: str, *, host: str, returncode: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.host = host
+        self.returncode = returncode
+
+
+class AuthenticationError(RemoteError):
+    """ssh could not log in to the host: the key (or user) was refused
+    (``Permission denied``). Check ``ssh -o BatchMode=yes HOST true``: epcap
+    never asks for a password or a passphrase."""
+
+
+class HostKeyError(RemoteError):
+    """ssh does not know the host's key, or the key changed (``Host key
+    verification failed``): connect once with ssh to accept it, or fix
+    ``known_hosts`` if it should not have changed."""
+
+
+class HostUnreachableError(RemoteError):
+    """The host could not be reached: its name does not resolve, nothing
+    answers on its ssh port, or the connection was lost during the capture
+    (no answer to ssh's keepalives)."""
+
+
+class RemoteHelperNotFoundError(HelperNotFoundError, RemoteError):
+    """No helper on the remote host where it was looked for
+    (``/usr/local/lib/epcap/epcapd``, or ``progname=``), or one the remote
+    user may not run: install it there (``epcap-admin install``)."""
 
 
 class HelperExitedError(EpcapError):
@@ -208,6 +260,12 @@ for _cls in (
     PolicyError,
     SendError,
     ProtocolError,
+    ProtocolVersionError,
     HelperExitedError,
+    RemoteError,
+    AuthenticationError,
+    HostKeyError,
+    HostUnreachableError,
+    RemoteHelperNotFoundError,
 ):
     _cls.__module__ = "epcap"

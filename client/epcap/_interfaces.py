@@ -11,9 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._driver import START_TIMEOUT, exit_error
+from . import _remote
+from ._driver import START_TIMEOUT
 from ._errors import EpcapError, ProtocolError, error_from_report
-from ._launch import exec_prefix, find_helper
+from ._launch import Launch, exec_prefix, find_helper, local_launch
 from ._protocol import VERSION, FrameDecoder
 
 IF_LOOPBACK, IF_UP, IF_RUNNING, IF_WIRELESS = 0x1, 0x2, 0x4, 0x8
@@ -120,31 +121,45 @@ def _interface(dev: Mapping[str, Any]) -> Interface:
 
 
 def _command(
-    progname: str | os.PathLike[str] | None, exec_: str | Sequence[str] | None
-) -> tuple[list[str], list[str], str]:
+    progname: str | os.PathLike[str] | None,
+    exec_: str | Sequence[str] | None,
+    host: str | None,
+    ssh_options: str | Sequence[str] | None,
+) -> Launch:
+    if host is not None:
+        remote_helper = None if progname is None else os.fspath(progname)
+        return _remote.launch(
+            _remote.Target.parse(host), ["-D"], live=True, helper=remote_helper,
+            options=_remote.ssh_options(ssh_options), exec_=exec_, capture=False,
+        )  # fmt: skip
+    if ssh_options is not None:
+        raise ValueError("ssh_options: for another host (host=) only")
     helper = find_helper(progname)
-    prefix = exec_prefix(helper, live=True, exec_=exec_)
-    return [*prefix, helper, "-D"], prefix, helper
+    return local_launch(exec_prefix(helper, live=True, exec_=exec_), helper, ["-D"])
 
 
-def _result(
-    argv_prefix: list[str], helper: str, code: int | None, out: bytes, err: bytes
-) -> list[Interface]:
+def _result(launch: Launch, code: int | None, out: bytes, err: bytes) -> list[Interface]:
     if out:
         return parse_listing(out)
     stderr = err.decode(errors="replace").strip()
-    raise exit_error(argv_prefix, helper, code, stderr, "without listing interfaces")
+    raise launch.exit_error(code, stderr, "without listing interfaces", starting=True)
 
 
 def interfaces(
-    *, progname: str | os.PathLike[str] | None = None, exec: str | Sequence[str] | None = None
+    *,
+    progname: str | os.PathLike[str] | None = None,
+    exec: str | Sequence[str] | None = None,
+    host: str | None = None,
+    ssh_options: str | Sequence[str] | None = None,
 ) -> list[Interface]:
     """Every device libpcap finds that this installation lets you capture
     on (root sees all), in libpcap's order: name, description, addresses and
-    flags. Runs the helper with the privilege of a live capture (``progname``
-    and ``exec`` as for :func:`epcap.start`); raises an
-    :class:`~epcap.EpcapError` within 30 s, leaving no process behind."""
-    argv, prefix, helper = _command(progname, exec)
+    flags. Runs the helper with the privilege of a live capture (``progname``,
+    ``exec``, ``host`` and ``ssh_options`` as for :func:`epcap.start`: on
+    another host, its devices); raises an :class:`~epcap.EpcapError` within
+    30 s, leaving no process behind."""
+    launch = _command(progname, exec, host, ssh_options)
+    argv = launch.argv
     try:
         done = subprocess.run(
             argv, input=b"", capture_output=True, timeout=START_TIMEOUT, start_new_session=True
@@ -153,14 +168,19 @@ def interfaces(
         raise ProtocolError(f"'epcapd -D' did not answer in {START_TIMEOUT:.0f} s") from None
     except OSError as exc:
         raise EpcapError(f"cannot run {argv[0]!r}: {exc.strerror}") from None
-    return _result(prefix, helper, done.returncode, done.stdout, done.stderr)
+    return _result(launch, done.returncode, done.stdout, done.stderr)
 
 
 async def interfaces_async(
-    *, progname: str | os.PathLike[str] | None = None, exec: str | Sequence[str] | None = None
+    *,
+    progname: str | os.PathLike[str] | None = None,
+    exec: str | Sequence[str] | None = None,
+    host: str | None = None,
+    ssh_options: str | Sequence[str] | None = None,
 ) -> list[Interface]:
     """:func:`interfaces` for asyncio: the helper runs as an asyncio subprocess."""
-    argv, prefix, helper = _command(progname, exec)
+    launch = _command(progname, exec, host, ssh_options)
+    argv = launch.argv
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -180,7 +200,7 @@ async def interfaces_async(
     except BaseException:
         await _kill(proc)
         raise
-    return _result(prefix, helper, proc.returncode, out, err)
+    return _result(launch, proc.returncode, out, err)
 
 
 async def _kill(proc: asyncio.subprocess.Process) -> None:

@@ -21,11 +21,13 @@ import os
 import pwd
 import shlex
 import shutil
+import signal
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from ._errors import HelperNotFoundError, PermissionDeniedError
+from ._errors import EpcapError, HelperExitedError, HelperNotFoundError, PermissionDeniedError
 
 HELPER_NAME = "epcapd"
 ENV_HELPER = "EPCAPD"
@@ -177,3 +179,66 @@ def sudo_refusal(prefix: Sequence[str], helper: str, stderr: str) -> PermissionD
         op="sudo",
         errno="EPERM",
     )
+
+
+Explain = Callable[[int | None, str, bool], EpcapError | None]
+"""Why a helper ended without a word on stdout, from its exit status, its
+stderr and whether it was still starting; None: nothing special to say."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How one helper runs: the command (``argv``), the ``host`` it runs on
+    (None: this one), ``explain`` for a silent exit, and, for a helper that
+    cannot see its client go (over a network), ``keepalive``: seconds
+    between the keepalive commands that keep it alive."""
+
+    argv: list[str]
+    host: str | None = None
+    explain: Explain | None = None
+    keepalive: float | None = None
+
+    @property
+    def where(self) -> str:
+        """ " on host x" for a remote helper, "" for a local one (messages)."""
+        return f" on host {self.host}" if self.host else ""
+
+    def exit_error(
+        self, returncode: int | None, stderr: str, when: str, *, starting: bool
+    ) -> EpcapError:
+        """The error of a helper that exited without a word on stdout,
+        ``when`` ("before 'ready'"), ``starting`` or not."""
+        special = self.explain(returncode, stderr, starting) if self.explain else None
+        if special is not None:
+            return special
+        detail = f": {stderr}" if stderr else ""
+        error = HelperExitedError(
+            f"the helper{self.where} {describe_exit(returncode)} {when}{detail}",
+            returncode=returncode,
+            stderr=stderr,
+        )
+        error.host = self.host
+        return error
+
+
+def describe_exit(returncode: int | None) -> str:
+    """'exited with status 1', 'was killed by SIGKILL', 'did not exit'."""
+    if returncode is None:
+        return "did not exit"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"was killed by {name}"
+    return f"exited with status {returncode}"
+
+
+def local_launch(prefix: list[str], helper: str, argv: list[str]) -> Launch:
+    """The helper on this host, behind its privilege ``prefix``; a silent
+    exit while starting may be sudo's refusal."""
+
+    def explain(returncode: int | None, stderr: str, starting: bool) -> EpcapError | None:
+        return sudo_refusal(prefix, helper, stderr) if starting else None
+
+    return Launch([*prefix, helper, *argv], explain=explain)

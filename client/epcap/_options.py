@@ -112,8 +112,11 @@ class Options:
         cluster_id: object = None,
         cpu_affinity: object = None,
         stats_interval: object = None,
+        remote: bool = False,
     ) -> Options:
-        """Check every option; raise TypeError or ValueError on the first bad one."""
+        """Check every option; raise TypeError or ValueError on the first
+        bad one (``remote``: for a capture on another host, whose CPUs this
+        one cannot check)."""
         if interface is not None and file is not None:
             raise ValueError("interface and file are mutually exclusive")
         opts = cls(
@@ -132,7 +135,7 @@ class Options:
             group=None if group is None else _text("group", group),
             inject=_flag("inject", inject),
             cluster_id=None if cluster_id is None else _int("cluster_id", cluster_id, 0, 65535),
-            cpu_affinity=None if cpu_affinity is None else _cpus(cpu_affinity),
+            cpu_affinity=None if cpu_affinity is None else _cpus(cpu_affinity, local=not remote),
             stats_interval=None if stats_interval is None else _interval(stats_interval),
         )
         if opts.file is not None:
@@ -209,8 +212,9 @@ def _timeout(value: object) -> Timeout:
     return _int("timeout", value, 1, _INT_MAX)
 
 
-def _cpus(value: object) -> str:
-    """``"1,3,5-7"``: CPUs this process may run on, as taskset(1) lists them."""
+def _cpus(value: object, local: bool = True) -> str:
+    """``"1,3,5-7"``: CPUs the helper may run on, as taskset(1) lists them
+    (``local``: ones this process may run on too)."""
     text = _text("cpu_affinity", value)
     allowed = os.sched_getaffinity(0)
     chosen: set[int] = set()
@@ -222,7 +226,7 @@ def _cpus(value: object) -> str:
         if last < first or last >= 1024:
             raise ValueError(f"cpu_affinity: bad range {part!r} in {text!r}")
         chosen.update(range(first, last + 1))
-    if not chosen <= allowed:
+    if local and not chosen <= allowed:
         raise ValueError(
             f"cpu_affinity: CPU {min(chosen - allowed)} is not available "
             f"(this process may use {sorted(allowed)})"

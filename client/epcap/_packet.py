@@ -107,6 +107,12 @@ class Packet(NamedTuple):
         return None
 
     @property
+    def host(self) -> str | None:
+        """The host captured on, as ``start(host=...)`` named it; None for
+        this host."""
+        return None
+
+    @property
     def interface_id(self) -> int:
         """The index of the packet's interface block in a pcapng file; 0
         for a live capture or a classic pcap file."""
@@ -146,25 +152,30 @@ class Packet(NamedTuple):
 
 
 def _reduce(packet: Packet) -> tuple[Any, ...]:
-    return (_restore, (packet.interface, packet.interface_id, tuple(packet)))
+    place = (packet.interface, packet.interface_id, packet.host)
+    return (_restore, (*place, tuple(packet)))
 
 
-def _restore(interface: str | None, interface_id: int, fields: tuple[Any, ...]) -> Packet:
-    return _tagged(interface, interface_id)._make(fields)
+def _restore(
+    interface: str | None, interface_id: int, *rest: Any
+) -> Packet:  # (host, fields), or (fields) as pickled before hosts
+    host, fields = rest if len(rest) == 2 else (None, rest[0])
+    return _tagged(interface, interface_id, host)._make(fields)
 
 
 @functools.lru_cache(maxsize=256)
-def _tagged(interface: str | None, interface_id: int) -> type[Packet]:
+def _tagged(interface: str | None, interface_id: int, host: str | None) -> type[Packet]:
     """What unpickling makes: the place, without the (unpicklable) capture."""
-    return packet_type(interface, interface_id)
+    return packet_type(interface, interface_id, host=host)
 
 
 def packet_type(
-    interface: str | None, interface_id: int = 0, capture: object = None
+    interface: str | None, interface_id: int = 0, capture: object = None, host: str | None = None
 ) -> type[Packet]:
     """A subclass of :class:`Packet` whose instances came from ``interface``
     (interface block ``interface_id`` of a pcapng file) of ``capture`` (held
-    weakly): the class says it, so each packet costs what a Packet costs."""
+    weakly) on ``host``: the class says it, so each packet costs what a
+    Packet costs."""
     namespace: dict[str, Any] = {
         "__slots__": (),
         "__module__": __name__,
@@ -172,6 +183,7 @@ def packet_type(
         "__reduce__": _reduce,
         "interface": interface,
         "interface_id": interface_id,
+        "host": host,
     }
     if capture is not None:
         ref = weakref.ref(capture)

@@ -21,7 +21,13 @@ from typing import Any
 
 import msgpack
 
-from ._errors import CaptureError, EpcapError, ProtocolError, error_from_report
+from ._errors import (
+    CaptureError,
+    EpcapError,
+    ProtocolError,
+    ProtocolVersionError,
+    error_from_report,
+)
 from ._packet import Packet, RawTime
 
 _speedups: Any = None
@@ -248,7 +254,8 @@ class Session:
     ``file_mode`` tells how to classify a failed read. ``packet_type(ifid)``
     gives the class of the packets of pcapng interface ``ifid`` (0 for a
     live capture or a classic pcap file): :class:`Packet` or a subclass
-    that knows its interface.
+    that knows its interface. ``where`` says where the helper runs, for
+    the messages (" on host x", or "" for this host).
     """
 
     def __init__(
@@ -256,7 +263,9 @@ class Session:
         *,
         file_mode: bool = False,
         packet_type: Callable[[int], type[Packet]] | None = None,
+        where: str = "",
     ) -> None:
+        self._where = where
         self._decoder = FrameDecoder()
         self.space: Callable[[], memoryview] = self._decoder.space
         """Where to read the helper's next bytes into; then :meth:`filled`."""
@@ -305,11 +314,13 @@ class Session:
             if tag != "ready":
                 raise ProtocolError(f"expected 'ready', got {tag!r}")
             settings = _map(message, tag)
-            if settings.get("version") != VERSION:
-                raise ProtocolError(
-                    f"the helper speaks protocol version {settings.get('version')!r}, "
+            version = settings.get("version")
+            if version != VERSION:
+                raise ProtocolVersionError(
+                    f"the helper{self._where} speaks protocol version {version!r}, "
                     f"this client speaks {VERSION}: install the helper of this epcap "
-                    "(as root: `epcap-admin install`)"
+                    f"(as root{self._where}: `epcap-admin install`)",
+                    version=version,
                 )
             self.state, self.settings = State.RUNNING, settings
             return Ready(settings)

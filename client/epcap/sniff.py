@@ -87,6 +87,29 @@ _SOURCE: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     ),
     (("-r", "--read"), dict(metavar="FILE", help="read packets from a pcap/pcapng file")),
     (
+        ("--host",),
+        dict(
+            action="append",
+            metavar="[USER@]HOST[:PORT]",
+            help="capture on HOST, through ssh, with the helper installed there (repeat for "
+            "several hosts: one stream in time order, each line prefixed with host:interface)",
+        ),
+    ),
+    (
+        ("--helper",),
+        dict(
+            metavar="PATH",
+            help="the helper to run (on --host: its path there; default: the installed one)",
+        ),
+    ),
+    (
+        ("--ssh-options",),
+        dict(
+            metavar="OPTIONS",
+            help="more ssh options for --host, as one string: --ssh-options='-i key -p 2222'",
+        ),
+    ),
+    (
         ("-D", "--list-interfaces"),
         dict(
             action="store_true",
@@ -335,6 +358,10 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError("--demo takes neither -r nor -i")
     if a.list_interfaces and (a.read or a.interface or a.demo):
         raise UsageError("-D takes neither -r, -i nor --demo")
+    if a.demo and a.host:
+        raise UsageError("--demo runs on this host: no --host")
+    if a.ssh_options is not None and not a.host:
+        raise UsageError("--ssh-options go with --host")
     big = 2**63 - 1
     if a.count is not None:
         a.count = _number(a.count, 1, big, f"invalid packet count {a.count}")
@@ -547,6 +574,8 @@ class _Captures:
 
 
 def _open(args: argparse.Namespace) -> list[tuple[str, Capture]]:
+    """The captures, each with its name: every -i (or the default
+    interface) on every --host (or this host), or the file of -r there."""
     options: dict[str, Any] = {
         "filter": " ".join(args.expression) or None,
         "snaplen": args.snapshot_length,
@@ -554,21 +583,26 @@ def _open(args: argparse.Namespace) -> list[tuple[str, Capture]]:
         "user": args.user,
         "group": args.group,
         "chroot": args.chroot,
+        "progname": args.helper,
     }
-    if args.read:
-        return [(args.read, start(file=args.read, **options))]
-    options.update(
-        promiscuous=not args.no_promiscuous_mode,
-        timeout="immediate" if args.immediate_mode else 1,
-        buffer=args.buffer_size * 1024 if args.buffer_size else None,
-        direction=args.direction,
-        stats_interval=1.0,
-    )
+    if not args.read:
+        options.update(
+            promiscuous=not args.no_promiscuous_mode,
+            timeout="immediate" if args.immediate_mode else 1,
+            buffer=args.buffer_size * 1024 if args.buffer_size else None,
+            direction=args.direction,
+            stats_interval=1.0,
+        )
     opened: list[tuple[str, Capture]] = []
     try:
-        for name in args.interface or [None]:
-            cap = start(interface=name, **options)
-            opened.append((name or str(cap.settings.get("interface", "default")), cap))
+        for host in args.host or [None]:
+            if host is not None:
+                options.update(host=host, ssh_options=args.ssh_options)
+            for source in [args.read] if args.read else args.interface or [None]:
+                what = {"file": source} if args.read else {"interface": source}
+                cap = start(**what, **options)
+                name = source or str(cap.settings.get("interface", "default"))
+                opened.append((f"{host}:{name}" if host else name, cap))
     except BaseException:
         for _, cap in opened:
             cap.close()
@@ -737,9 +771,14 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _list_interfaces() -> int:
-    for number, interface in enumerate(interfaces(), 1):
-        print(f"{number}.{interface.describe()}")
+def _list_interfaces(args: argparse.Namespace) -> int:
+    """-D: tcpdump's numbered list, each --host's after a header of its own."""
+    for host in args.host or [None]:
+        if args.host:
+            print(f"{host}:")
+        remote = {"host": host, "ssh_options": args.ssh_options} if host else {}
+        for number, interface in enumerate(interfaces(progname=args.helper, **remote), 1):
+            print(f"{number}.{interface.describe()}")
     return 0
 
 
@@ -756,7 +795,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         if args.list_interfaces:
-            return _list_interfaces()
+            return _list_interfaces(args)
         return _demo(args) if args.demo else _run(args)
     except ModuleNotFoundError as exc:
         if exc.name != "dpkt":
