@@ -214,7 +214,10 @@ void capture_open_live(epcapd_t *st)
         die("pcap_setnonblock", 0, PCAP_ERROR, "%s: %s", st->ifname, errbuf);
     if (st->cluster_id >= 0)
         fanout_join(st);
-    if (pcap_lookupnet(st->ifname, &net, &st->netmask, errbuf) != 0)
+    st->net_known = pcap_lookupnet(st->ifname, &net, &st->netmask, errbuf) == 0;
+    if (st->net_known)
+        st->net = net;
+    else
         st->netmask = PCAP_NETMASK_UNKNOWN;
     st->datalink = pcap_datalink(st->pcap);
     st->precision = pcap_get_tstamp_precision(st->pcap);
@@ -263,6 +266,24 @@ const char *capture_set_filter(epcapd_t *st, const char *expr, const char **op)
     }
     pcap_freecode(&prog);
     return NULL;
+}
+
+/* "in", "out" or "inout" (len bytes, not NUL-terminated: a command's
+ * argument): 0 with *direction set, or -1. */
+int capture_direction(const char *s, size_t len, pcap_direction_t *direction)
+{
+    static const struct {
+        const char *name;
+        pcap_direction_t value;
+    } names[] = {{"in", PCAP_D_IN}, {"out", PCAP_D_OUT}, {"inout", PCAP_D_INOUT}};
+    size_t i;
+
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strlen(names[i].name) == len && memcmp(names[i].name, s, len) == 0) {
+            *direction = names[i].value;
+            return 0;
+        }
+    return -1;
 }
 
 /*

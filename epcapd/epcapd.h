@@ -26,7 +26,7 @@
 #include <pcap/pcap.h>
 
 #ifndef EPCAPD_PROTOCOL_VERSION /* make PROTOCOL_VERSION=N: a test build that speaks another */
-#define EPCAPD_PROTOCOL_VERSION 3
+#define EPCAPD_PROTOCOL_VERSION 4
 #endif
 #define EPCAPD_MAX_FRAME (1024 * 1024)  /* both directions, PROTOCOL.md */
 #define EPCAPD_BATCH_BYTES (256 * 1024) /* flush a batch at this size */
@@ -93,6 +93,7 @@ typedef struct {
     cpu_set_t cpus;             /* -a: CPU affinity */
     int stats_interval;         /* -S: ms between stats frames, 0 = none */
     int keepalive;              /* -k: ms of silence on stdin that end the helper, 0 = none */
+    int paused;                 /* -H: take no packet until the resume command */
     int list;                   /* -D: list the devices instead of capturing */
 
     /* who asked (invoker.c) and what they may ask (policy.c) */
@@ -118,6 +119,8 @@ typedef struct {
     int datalink;
     char ifname[256];           /* interface in effect, live mode */
     bpf_u_int32 netmask;        /* for compiling filters */
+    bpf_u_int32 net;            /* pcap_lookupnet's network, when net_known */
+    int net_known;              /* pcap_lookupnet succeeded (live) */
     int fanout_group;           /* kernel PACKET_FANOUT id joined, -1 for none */
     const char *warnings[EPCAPD_MAX_WARNINGS]; /* static or strdup'd */
     int nwarnings;
@@ -169,6 +172,7 @@ void capture_open_file(epcapd_t *st);
 void capture_read_file(epcapd_t *st);
 void capture_list_devices(epcapd_t *st);
 const char *capture_set_filter(epcapd_t *st, const char *expr, const char **op);
+int capture_direction(const char *s, size_t len, pcap_direction_t *direction);
 int capture_stats(epcapd_t *st);
 void capture_warn(epcapd_t *st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

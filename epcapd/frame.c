@@ -134,6 +134,17 @@ int frame_try_flush(epcapd_t *st)
     return flush(st, 1);
 }
 
+/* An IPv4 address in network byte order, as text; nil for NULL. */
+static void pack_ipv4(msgpack_packer *pk, const bpf_u_int32 *address)
+{
+    char text[INET_ADDRSTRLEN];
+
+    if (address == NULL || inet_ntop(AF_INET, address, text, sizeof(text)) == NULL)
+        msgpack_pack_nil(pk);
+    else
+        wire_pack_str(pk, text);
+}
+
 void frame_ready(epcapd_t *st)
 {
     message_t m;
@@ -147,7 +158,7 @@ void frame_ready(epcapd_t *st)
         die("getgroups", errno, 0, "getgroups: %s", strerror(errno));
 
     pk = wire_open(&m, 2, "ready");
-    msgpack_pack_map(pk, 18 + (uint32_t)testhook_ready_keys());
+    msgpack_pack_map(pk, 21 + (uint32_t)testhook_ready_keys());
     wire_pack_str(pk, "version");
     msgpack_pack_int(pk, EPCAPD_PROTOCOL_VERSION);
     wire_pack_str(pk, "pid");
@@ -177,6 +188,15 @@ void frame_ready(epcapd_t *st)
     wire_pack_str(pk, st->file);
     wire_pack_str(pk, "filter");
     wire_pack_str(pk, st->filter);
+    wire_pack_str(pk, "net");
+    pack_ipv4(pk, st->net_known ? &st->net : NULL);
+    wire_pack_str(pk, "netmask");
+    pack_ipv4(pk, st->net_known ? &st->netmask : NULL);
+    wire_pack_str(pk, "paused");
+    if (st->paused)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
     wire_pack_str(pk, "uid");
     msgpack_pack_uint32(pk, geteuid());
     wire_pack_str(pk, "gid");

@@ -13,7 +13,8 @@
  * with the right number of arguments. Anything else is fatal.
  *
  * With -k, every whole frame restarts the clock that ends a helper whose
- * stdin stays silent (loop_keepalive_start).
+ * stdin stays silent (loop_keepalive_start). With -H the loop first holds
+ * (hold()): it answers commands and takes no packet until "resume".
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -151,6 +152,19 @@ static void cmd_stats(epcapd_t *st, const msgpack_object *args)
 }
 
 /*
+ * Before a command that changes which packets pass: deliver those already
+ * captured (they passed the old rule), waiting for the kernel's block as a
+ * stop does. A held helper (-H) has taken none, and takes none now: the
+ * new rule then applies to everything the ring and the file hold.
+ */
+static void deliver_captured(epcapd_t *st)
+{
+    if (!st->paused)
+        settle(st);
+    frame_flush(st);
+}
+
+/*
  * Packets already captured went through the old filter: deliver them, then
  * swap filters (libpcap refilters what is left in its ring), then reply.
  * After the reply, only packets that pass the new filter arrive.
@@ -169,8 +183,7 @@ static void cmd_filter(epcapd_t *st, const msgpack_object *args)
     expr = strndup(args[0].via.str.ptr, args[0].via.str.size);
     if (expr == NULL)
         die("strndup", errno, 0, "out of memory");
-    settle(st);
-    frame_flush(st);
+    deliver_captured(st);
     err = capture_set_filter(st, expr, &op);
     free(expr);
     if (err == NULL) {
@@ -204,6 +217,37 @@ static void cmd_send(epcapd_t *st, const msgpack_object *args)
         frame_reply("send", n);
 }
 
+/*
+ * As the filter command: packets already captured, then the new direction
+ * (libpcap checks it as it reads the ring: it applies to what the ring
+ * holds), then the reply. A file refuses, with libpcap's message.
+ */
+static void cmd_direction(epcapd_t *st, const msgpack_object *args)
+{
+    pcap_direction_t direction;
+
+    if (capture_direction(args[0].via.str.ptr, args[0].via.str.size, &direction) != 0) {
+        frame_refused("direction", "option", EINVAL, 0,
+                      "direction must be \"in\", \"out\" or \"inout\"");
+        return;
+    }
+    deliver_captured(st);
+    if (pcap_setdirection(st->pcap, direction) != 0)
+        frame_refused("direction", "pcap_setdirection", 0, PCAP_ERROR,
+                      pcap_geterr(st->pcap));
+    else
+        frame_reply("direction", -1);
+}
+
+/* The end of -H's hold: packets flow from now on. Unanswered, as
+ * keepalive: a client sends it with its first read and waits for packets,
+ * not for a reply. Without -H, or a second time, it does nothing. */
+static void cmd_resume(epcapd_t *st, const msgpack_object *args)
+{
+    (void)args;
+    st->paused = 0;
+}
+
 /* Reading the frame restarted the clock (read_commands): nothing is left
  * to do, and nothing is answered. */
 static void cmd_keepalive(epcapd_t *st, const msgpack_object *args)
@@ -217,6 +261,8 @@ static const command_t commands[] = {
     {"filter", 1, MSGPACK_OBJECT_STR, "a string", cmd_filter, 1},
     {"send", 1, MSGPACK_OBJECT_BIN, "bytes", cmd_send, 1},
     {"keepalive", 0, MSGPACK_OBJECT_NIL, NULL, cmd_keepalive, 0},
+    {"direction", 1, MSGPACK_OBJECT_STR, "a string", cmd_direction, 1},
+    {"resume", 0, MSGPACK_OBJECT_NIL, NULL, cmd_resume, 0},
 };
 
 /*
@@ -336,10 +382,10 @@ int loop_fuzz_read_commands(epcapd_t *st, int new_input)
 }
 #endif
 
+/* A held helper (-H) stops without taking a packet: nobody read any. */
 static void __attribute__((noreturn)) stop(epcapd_t *st)
 {
-    settle(st);
-    frame_flush(st);
+    deliver_captured(st);
     send_stats(st, "eof", NULL);
     exit(0);
 }
@@ -428,8 +474,30 @@ static void run_live(epcapd_t *st)
     }
 }
 
+/*
+ * -H: commands only, until "resume". Live, the kernel fills the ring
+ * meanwhile (and drops what does not fit, counted), and libpcap's counters
+ * are still sampled before they can wrap; a file is not read.
+ */
+static void hold(epcapd_t *st)
+{
+    struct pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {st->client_fd, POLLIN, 0}};
+
+    while (st->paused) {
+        if (poll(fds, 2, STATS_SAMPLE_MS) < 0) {
+            if (errno != EINTR)
+                die("poll", errno, 0, "poll: %s", strerror(errno));
+            continue; /* revents are stale */
+        }
+        if (client_gone(&fds[1]) || (readable(&fds[0], "stdin") && !read_commands(st)))
+            stop(st);
+        (void)capture_stats(st);
+    }
+}
+
 void loop_run(epcapd_t *st)
 {
+    hold(st);
     if (st->file != NULL)
         run_file(st);
     else

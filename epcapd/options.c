@@ -7,7 +7,7 @@
 
 #include "epcapd.h"
 
-#define OPTSTRING "+:Di:r:s:pt:B:Q:IP:d:u:g:jC:a:S:k:x:"
+#define OPTSTRING "+:Di:r:s:pt:B:Q:IP:d:u:g:jC:a:S:k:x:H"
 
 static int parse_int(const char *flag, const char *s, long min, long max)
 {
@@ -41,13 +41,7 @@ static void parse_timeout(epcapd_t *st, const char *s)
 
 static void parse_direction(epcapd_t *st, const char *s)
 {
-    if (strcmp(s, "in") == 0)
-        st->direction = PCAP_D_IN;
-    else if (strcmp(s, "out") == 0)
-        st->direction = PCAP_D_OUT;
-    else if (strcmp(s, "inout") == 0)
-        st->direction = PCAP_D_INOUT;
-    else
+    if (capture_direction(s, strlen(s), &st->direction) != 0)
         die("option", 0, 0, "-Q: expected in, out or inout, got '%s'", s);
     st->direction_set = 1;
 }
@@ -132,6 +126,7 @@ void options_parse(epcapd_t *st, int argc, char *argv[])
                                       EPCAPD_KEEPALIVE_MAX);
             break;
         case 'x': st->also = parse_name("-x", optarg); break;
+        case 'H': st->paused = 1; break;
         case ':': die("option", 0, 0, "-%c: missing value", optopt);
         default: die("option", 0, 0, "unknown option -%c", optopt);
         }

@@ -74,6 +74,8 @@ BEFORE_SPAWN = [
     case({"file": "x.pcap", "chroot": "/var/empty"}, ValueError, "live captures only"),
     case({"file": "x.pcap", "stats_interval": 1}, ValueError, "live captures only"),
     case({"inject": "yes"}, TypeError, "inject"),
+    case({"paused": "yes"}, TypeError, "paused"),
+    case({"paused": 1}, TypeError, "paused"),
     case({"cluster_id": -1}, ValueError, "cluster_id"),
     case({"cluster_id": 65536}, ValueError, "cluster_id"),
     case({"cluster_id": "7"}, TypeError, "cluster_id"),

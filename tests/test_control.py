@@ -21,7 +21,8 @@ import pytest
 
 import epcap
 
-from conftest import HELPER, helper_pids, proc_status, start, zombie_children
+import pcapfiles as pf
+from conftest import HELPER, helper_pids, proc_status, start, start_file, zombie_children
 from helpers import send_udp
 
 pytestmark = pytest.mark.root
@@ -347,3 +348,107 @@ def test_200_cycles_leave_nothing_behind(udp_port: int) -> None:
     assert zombie_children() == []
     assert threading.active_count() <= threads + 1  # at most the one reaper thread
     assert Path("/proc/self/fd").is_dir()
+
+
+# -- paused starts and the direction at run time ---------------------------------
+
+
+def _take(cap: epcap.Capture, within: float) -> list[epcap.Packet]:
+    """Every packet that arrives within `within` seconds."""
+    got, deadline = [], time.monotonic() + within
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            packet = cap.next(timeout=left)
+        except TimeoutError:
+            break
+        assert packet is not None
+        got.append(packet)
+    return got
+
+
+def test_a_paused_capture_filters_what_the_ring_already_holds(udp_port: int) -> None:
+    """paused=True: the helper takes nothing from the ring until the first
+    read, so a filter set meanwhile applies also to the packets that
+    arrived before it, as libpcap's pcap_setfilter before the first read."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+        other.bind(("127.0.0.1", 0))
+        b = other.getsockname()[1]
+        with start(interface="lo", paused=True, filter="udp") as cap:
+            assert cap.paused and cap.settings["paused"] is True
+            send_udp("127.0.0.1", udp_port, [b"a%d" % i for i in range(5)])
+            send_udp("127.0.0.1", b, [b"b%d" % i for i in range(5)])
+            time.sleep(0.05)  # in the ring, which nobody reads
+            assert cap.pending == 0
+            cap.set_filter(f"udp port {udp_port}")
+            send_udp("127.0.0.1", udp_port, [b"a%d" % i for i in range(5, 10)])
+            send_udp("127.0.0.1", b, [b"b%d" % i for i in range(5, 10)])
+            assert cap.paused  # set_filter does not resume
+            got = _take(cap, 0.5)
+            assert not cap.paused
+            stats = cap.stats()
+    assert [p.data[42:] for p in got] == [b"a%d" % i for i in range(10)]
+    assert stats["received"] >= 20  # the socket saw the others and the filter left them
+
+
+def test_the_direction_changes_at_run_time_and_applies_to_the_ring(udp_port: int) -> None:
+    """set_direction: libpcap checks the direction as it reads the ring.
+    On lo every packet is "in" (libpcap leaves out lo's outgoing copy)."""
+    with start(interface="lo", paused=True, filter=f"udp port {udp_port}") as cap:
+        cap.set_direction("out")
+        send_udp("127.0.0.1", udp_port, [b"first"] * 5)
+        assert _take(cap, 0.4) == []  # read, and left out
+        cap.set_direction("in")
+        send_udp("127.0.0.1", udp_port, [b"second"] * 5)
+        assert [p.data[42:] for p in _take(cap, 0.5)] == [b"second"] * 5
+        with pytest.raises(ValueError, match="direction must be one of in, out, inout"):
+            cap.set_direction("sideways")
+        with pytest.raises(TypeError):
+            cap.set_direction(1)  # type: ignore[arg-type]
+
+
+def test_a_paused_file_is_read_only_after_its_filter(tmp_path: Path) -> None:
+    """A file read paused gives, after set_filter, exactly what start(filter=)
+    gives: nothing was read before the filter. Its direction cannot be
+    set: libpcap's own refusal."""
+    path = tmp_path / "s.pcap"
+    pf.write_pcap(path, pf.sample_records(), linktype=pf.LINKTYPE_ETHERNET, nano=True)
+    with start_file(path, filter="tcp") as cap:
+        expected = [(p.time, p.data) for p in cap]
+    with start_file(path, paused=True) as cap:
+        time.sleep(0.1)
+        assert cap.pending == 0 and cap.settings["net"] is None
+        with pytest.raises(epcap.CaptureError, match="not supported on savefiles"):
+            cap.set_direction("in")
+        cap.set_filter("tcp")
+        got = [(p.time, p.data) for p in cap]
+    assert got == expected and len(got) == 8
+
+
+def test_resume_and_close_of_a_paused_capture(tmp_path: Path, udp_port: int) -> None:
+    """resume() ends the hold without a read; a paused capture closed at
+    once takes nothing and leaves nothing behind."""
+    path = tmp_path / "s.pcap"
+    pf.write_pcap(path, pf.sample_records(), linktype=pf.LINKTYPE_ETHERNET, nano=True)
+    with start_file(path, paused=True) as cap:
+        time.sleep(0.2)
+        assert proc_status(cap.pid)["State"][0] != "Z"  # it holds, the file unread
+        cap.resume()
+        assert not cap.paused
+        deadline = time.monotonic() + 5  # it reads on by itself, to its eof
+        while proc_status(cap.pid)["State"][0] != "Z" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert proc_status(cap.pid)["State"][0] == "Z"
+        cap.resume()  # nothing more, and no frame: the helper has ended
+        assert len(list(cap)) == 15
+    with start(interface="lo", paused=True, filter=f"udp port {udp_port}") as cap:
+        send_udp("127.0.0.1", udp_port, [b"x"] * 3)
+        pid = cap.pid
+    assert cap.final_stats is not None and cap.final_stats["packets"] == 0
+    assert pid not in helper_pids() and zombie_children() == []
+
+
+def test_settings_carry_the_interfaces_network() -> None:
+    """pcap_lookupnet's answer, as pcapy's getnet() and getmask() give it."""
+    with start(interface="lo") as cap:
+        assert (cap.settings["net"], cap.settings["netmask"]) == ("127.0.0.0", "255.0.0.0")
+        assert cap.settings["paused"] is False

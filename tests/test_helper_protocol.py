@@ -52,6 +52,8 @@ BAD = [
     pytest.param(frame(["filter"]), "expected 1 arguments", id="missing-arg"),
     pytest.param(frame(["filter", 5]), "expected a string", id="filter-int"),
     pytest.param(frame(["send", "text"]), "expected bytes", id="send-str"),
+    pytest.param(frame(["direction", 1]), "expected a string", id="direction-int"),
+    pytest.param(frame(["resume", "now"]), "expected 0 arguments", id="resume-arg"),
     pytest.param(struct.pack(">I", 5) + b"\xdd\xff\xff\xff\xff", "not exactly one",
                  id="array32-claims-4G"),
     pytest.param(struct.pack(">I", 5) + b"\xdd\x01\x00\x00\x00", "not exactly one",
@@ -90,6 +92,22 @@ def test_commands_are_answered_in_order_and_eof_ends_cleanly() -> None:
     assert raw.read() == ["reply", "filter", None]
     tag, command, report = raw.read()
     assert (tag, command, report["errno"]) == ("refused", "send", "EPERM")
+    assert raw.proc.stdin is not None
+    raw.proc.stdin.close()
+    assert raw.read()[0] == "eof"
+    assert raw.proc.wait(5) == 0
+
+
+def test_direction_and_resume_commands() -> None:
+    """direction: answered, a bad value refused (the capture goes on);
+    resume without -H: nothing, no answer; then the next command's answer."""
+    raw = Raw()
+    raw.write(frame(["direction", "in"]) + frame(["direction", "up"]) + frame(["resume"]))
+    raw.write(frame(["direction", "inout"]))
+    assert raw.read() == ["reply", "direction", None]
+    tag, command, report = raw.read()
+    assert (tag, command, report["op"]) == ("refused", "direction", "option")
+    assert raw.read() == ["reply", "direction", None]
     assert raw.proc.stdin is not None
     raw.proc.stdin.close()
     assert raw.read()[0] == "eof"

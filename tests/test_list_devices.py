@@ -70,7 +70,7 @@ def devices(command: list[str]) -> list[dict[str, Any]]:
     assert code == 0, frames
     assert len(frames) == 1 and frames[0][0] == "interfaces" and len(frames[0]) == 2
     body = frames[0][1]
-    assert set(body) == {"version", "devices"} and body["version"] == VERSION == 3
+    assert set(body) == {"version", "devices"} and body["version"] == VERSION == 4
     for dev in body["devices"]:
         assert set(dev) == DEVICE_KEYS
         assert type(dev["name"]) is str and dev["name"]

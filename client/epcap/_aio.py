@@ -137,6 +137,14 @@ class AsyncCapture(CaptureBase):
         """As :meth:`epcap.Capture.set_filter`."""
         await self._drive(self._driver.set_filter(expression))
 
+    async def set_direction(self, direction: str) -> None:
+        """As :meth:`epcap.Capture.set_direction`."""
+        await self._drive(self._driver.set_direction(direction))
+
+    async def resume(self) -> None:
+        """As :meth:`epcap.Capture.resume`."""
+        await self._drive(self._driver.resume())
+
     async def send(self, frame: bytes | bytearray | memoryview) -> int:
         """As :meth:`epcap.Capture.send`."""
         return await self._drive(self._driver.send(frame))

@@ -178,6 +178,18 @@ class Capture(CaptureBase):
         numbers, or give names to ``start(filter=...)``."""
         self._drive(self._driver.set_filter(expression))
 
+    def set_direction(self, direction: str) -> None:
+        """Capture only the packets the interface received (``"in"``), sent
+        (``"out"``), or both (``"inout"``) from now on; returns once the
+        helper applied it, as :meth:`set_filter`. A file cannot: libpcap's
+        refusal raises CaptureError."""
+        self._drive(self._driver.set_direction(direction))
+
+    def resume(self) -> None:
+        """Let a capture started with ``paused=True`` take packets now (the
+        first read does it otherwise). Nothing for one that is not paused."""
+        self._drive(self._driver.resume())
+
     def send(self, frame: bytes | bytearray | memoryview) -> int:
         """Send one raw link-layer frame on the interface (needs
         ``inject=True``); return the bytes sent. A frame the interface refuses

@@ -41,7 +41,11 @@ class StartOptions(TypedDict, total=False):
     helper after the drop (default ``nobody``); ``inject`` allows ``send``;
     ``cluster_id`` (0 to 65535) shares the interface flow by flow with the
     captures of the same id; ``cpu_affinity`` (``"1,3,5-7"``);
-    ``stats_interval`` (seconds); ``progname``, the helper binary; ``exec``,
+    ``stats_interval`` (seconds); ``paused``: the helper opens the capture
+    and takes no packet until the first read (or ``resume()``), so that
+    ``set_filter`` and ``set_direction`` apply to every packet delivered,
+    as libpcap's do between ``pcap_activate`` and the first read;
+    ``progname``, the helper binary; ``exec``,
     a command prefix that runs it (``"sudo -n"``, ``""``). ``host``
     (``"[user@]host[:port]"``) captures on another host, through ssh, with
     the helper installed there (``progname``: its path there) and
@@ -67,6 +71,7 @@ class StartOptions(TypedDict, total=False):
     cluster_id: int | None
     cpu_affinity: str | None
     stats_interval: float | None
+    paused: bool
     progname: str | os.PathLike[str] | None
     exec: str | Sequence[str] | None
     host: str | None
@@ -203,7 +208,9 @@ class CaptureBase:
         self._proc = proc
         self._options = options
         self._launch = launch
-        self._driver = Driver(file_mode=not options.live, launch=launch, owner=self)
+        self._driver = Driver(
+            file_mode=not options.live, launch=launch, owner=self, paused=options.paused
+        )
         assert proc.stdin is not None and proc.stdout is not None
         self._in, self._out = proc.stdin.fileno(), proc.stdout.fileno()
         os.set_blocking(self._in, False)
@@ -319,6 +326,12 @@ class CaptureBase:
         """Packets received from the helper and not yet iterated over: after
         ``set_filter`` returns, these are the last that may predate it."""
         return self._driver.pending + operator.length_hint(self._driver.rest)
+
+    @property
+    def paused(self) -> bool:
+        """True while a capture started with ``paused=True`` holds: until
+        the first read or ``resume()``."""
+        return self._driver.paused
 
     @property
     def closed(self) -> bool:

@@ -37,11 +37,14 @@ from typing import Any, TypeVar
 
 from ._errors import EpcapError, ProtocolError
 from ._launch import Launch
+from ._options import DIRECTIONS, choice
 from ._packet import Packet, packet_type
 from ._protocol import End, Ready, Refused, Reply, Session, State, Stats, encode
 
 KEEPALIVE = encode("keepalive")
 """The keepalive command's frame."""
+RESUME = encode("resume")
+"""The frame that ends a paused start's hold."""
 START_TIMEOUT = 30.0
 """Seconds to wait for the ``ready`` frame."""
 STOP_TIMEOUT = 2.0
@@ -127,7 +130,8 @@ class Driver:
 
     ``launch`` says where the helper runs and explains one that exits
     without a word (a refusal by sudo or ssh, say); ``owner`` is the
-    capture whose packets say it."""
+    capture whose packets say it; ``paused``: the helper holds (``-H``)
+    until the first read or :meth:`resume`."""
 
     def __init__(
         self,
@@ -135,9 +139,12 @@ class Driver:
         file_mode: bool,
         launch: Launch,
         owner: object = None,
+        paused: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._launch = launch
+        self.paused = paused
+        """The helper holds: it takes no packet until the resume frame."""
         ref = weakref.ref(owner) if owner is not None else lambda: None  # no cycle: __del__ runs
 
         @functools.lru_cache(maxsize=64)
@@ -285,6 +292,12 @@ class Driver:
         for first in self.rest:  # (an exhausted rest costs no list)
             leftover = [first, *self.rest]
             return self._hold(leftover) if hold else leftover
+        if self.paused:  # the first read: the packets may flow
+            self.paused = False
+            if self._input_open and not self._stop_asked:
+                self._outbox += RESUME
+                if self._moving:
+                    yield INTERRUPT  # the caller moving bytes writes it
         while True:
             if self._closed:
                 return None  # closed meanwhile: close() discards the rest and reaps
@@ -391,6 +404,17 @@ class Driver:
             raise ValueError(f"expression cannot be encoded as UTF-8: {exc.reason}") from None
         yield from self.command("filter", expression)
 
+    def set_direction(self, direction: str) -> Op[None]:
+        """Capture only packets received (``"in"``), sent (``"out"``) or
+        both (``"inout"``); returns once the helper applied it."""
+        yield from self.command("direction", choice("direction", direction, DIRECTIONS))
+
+    def resume(self) -> Op[None]:
+        """End a paused start's hold now, rather than at the first read."""
+        if self.paused:
+            self.paused = False
+            yield from self._tell(RESUME)
+
     def poke(self) -> Op[None]:
         """After :meth:`ask_stop` with nobody moving bytes: close the
         helper's stdin now (and take what it already sent)."""
@@ -399,11 +423,15 @@ class Driver:
 
     def keepalive(self) -> Op[None]:
         """Send the helper a ``keepalive`` command (no answer comes), so that
-        a remote one whose idle limit (``-k``) would end it lives on; it
-        waits at most a second to write, and never reads."""
+        a remote one whose idle limit (``-k``) would end it lives on."""
+        yield from self._tell(KEEPALIVE)
+
+    def _tell(self, frame: bytes) -> Op[None]:
+        """Send the helper a command that has no answer: it waits at most a
+        second to write, and never reads."""
         if self._closed or self._stop_asked or not self._input_open or self._reaped:
             return
-        self._outbox += KEEPALIVE
+        self._outbox += frame
         if self._moving:
             yield INTERRUPT  # the caller moving bytes writes it
             return

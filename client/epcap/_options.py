@@ -18,7 +18,8 @@ _INT_MAX = 2**31 - 1
 MAX_ARG = 131071
 """The longest string one argument may carry: Linux's MAX_ARG_STRLEN, 32
 pages, less the NUL."""
-_DIRECTIONS = ("in", "out", "inout")
+DIRECTIONS = ("in", "out", "inout")
+"""The values of ``direction`` and of ``set_direction``."""
 _PRECISIONS = ("micro", "nano")
 
 Timeout = int | str | None
@@ -61,7 +62,8 @@ def _flag(name: str, value: object) -> bool:
     return value
 
 
-def _choice(name: str, value: object, choices: tuple[str, ...]) -> str:
+def choice(name: str, value: object, choices: tuple[str, ...]) -> str:
+    """``value``, one of ``choices``; TypeError or ValueError."""
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a string, not {type(value).__name__}")
     if value not in choices:
@@ -90,6 +92,7 @@ class Options:
     cluster_id: int | None = None
     cpu_affinity: str | None = None
     stats_interval: float | None = None
+    paused: bool = False
 
     @classmethod
     def validate(
@@ -112,6 +115,7 @@ class Options:
         cluster_id: object = None,
         cpu_affinity: object = None,
         stats_interval: object = None,
+        paused: object = False,
         remote: bool = False,
     ) -> Options:
         """Check every option; raise TypeError or ValueError on the first
@@ -127,9 +131,9 @@ class Options:
             promiscuous=_flag("promiscuous", promiscuous),
             timeout=_timeout(timeout),
             buffer=None if buffer is None else _int("buffer", buffer, 1, _INT_MAX),
-            direction=None if direction is None else _choice("direction", direction, _DIRECTIONS),
+            direction=None if direction is None else choice("direction", direction, DIRECTIONS),
             monitor=_flag("monitor", monitor),
-            precision=_choice("precision", precision, _PRECISIONS),
+            precision=choice("precision", precision, _PRECISIONS),
             chroot=None if chroot is None else _text("chroot", chroot, path=True),
             user=None if user is None else _text("user", user),
             group=None if group is None else _text("group", group),
@@ -137,6 +141,7 @@ class Options:
             cluster_id=None if cluster_id is None else _int("cluster_id", cluster_id, 0, 65535),
             cpu_affinity=None if cpu_affinity is None else _cpus(cpu_affinity, local=not remote),
             stats_interval=None if stats_interval is None else _interval(stats_interval),
+            paused=_flag("paused", paused),
         )
         if opts.file is not None:
             live_only = [
@@ -196,6 +201,8 @@ class Options:
             args += ["-a", self.cpu_affinity]
         if self.stats_interval is not None:
             args += ["-S", str(max(1, round(self.stats_interval * 1000)))]
+        if self.paused:
+            args.append("-H")
         args.append("--")
         if self.filter is not None:
             args.append(self.filter)

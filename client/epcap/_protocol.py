@@ -40,7 +40,7 @@ ACCELERATED: bool = _speedups is not None
 """Whether the C accelerator (``epcap._speedups``) builds packets; False
 when it was not built or ``EPCAP_PURE_PYTHON`` is set in the environment."""
 
-VERSION = 3
+VERSION = 4
 """The protocol version this client speaks."""
 MAX_FRAME = 1 << 20
 """The largest frame body either side may send, in bytes."""

@@ -58,7 +58,7 @@ static void check_parsed(const epcapd_t *st)
     REQUIRE(st->buffer >= 0 && st->stats_interval >= 0);
     REQUIRE(st->keepalive == 0 || (st->keepalive >= EPCAPD_KEEPALIVE_MIN &&
                                    st->keepalive <= EPCAPD_KEEPALIVE_MAX));
-    REQUIRE(!st->list || (st->keepalive == 0 && st->also == NULL));
+    REQUIRE(!st->list || (st->keepalive == 0 && st->also == NULL && !st->paused));
     REQUIRE(st->cluster_id >= -1 && st->cluster_id <= 65535);
     REQUIRE(st->precision == PCAP_TSTAMP_PRECISION_MICRO ||
             st->precision == PCAP_TSTAMP_PRECISION_NANO);
