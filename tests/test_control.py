@@ -7,6 +7,7 @@ the benchmarking range) or to 127.0.0.1."""
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import struct
@@ -69,6 +70,14 @@ def pairs() -> Iterator[list[Pair]]:
     finally:
         for p in made:
             subprocess.run(["ip", "netns", "del", p.ns], capture_output=True)
+        # The kernel destroys a deleted namespace's veth pairs a moment
+        # later: the next module that makes these names must find them gone.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(
+            subprocess.run(["ip", "link", "show", p.near], capture_output=True).returncode == 0
+            for p in made
+        ):
+            time.sleep(0.05)
 
 
 def collect(cap: epcap.Capture, out: list[epcap.Packet]) -> threading.Thread:
@@ -442,7 +451,9 @@ def test_resume_and_close_of_a_paused_capture(tmp_path: Path, udp_port: int) -> 
         assert len(list(cap)) == 15
     with start(interface="lo", paused=True, filter=f"udp port {udp_port}") as cap:
         send_udp("127.0.0.1", udp_port, [b"x"] * 3)
-        pid = cap.pid
+        pid, fd = cap.pid, cap.fileno()
+        assert select.select([fd], [], [], 0.3)[0] == []  # it holds: nothing to read
+    assert cap.fileno() == -1 and fd >= 0
     assert cap.final_stats is not None and cap.final_stats["packets"] == 0
     assert pid not in helper_pids() and zombie_children() == []
 

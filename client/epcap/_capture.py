@@ -157,8 +157,10 @@ class Capture(CaptureBase):
 
     def next(self, timeout: float | None = None) -> Packet | None:
         """The next packet, None at the end of the capture; TimeoutError if
-        ``timeout`` seconds pass first (the capture goes on). It shares the
-        packets of an iteration in progress: none is lost or repeated."""
+        ``timeout`` seconds pass first (the capture goes on). With
+        ``timeout=0`` it takes a packet already received or what the
+        helper's stdout holds now, without waiting. It shares the packets
+        of an iteration in progress: none is lost or repeated."""
         return self._drive(self._driver.next_packet(timeout))
 
     def stats(self) -> Mapping[str, int]:

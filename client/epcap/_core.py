@@ -327,6 +327,15 @@ class CaptureBase:
         ``set_filter`` returns, these are the last that may predate it."""
         return self._driver.pending + operator.length_hint(self._driver.rest)
 
+    def fileno(self) -> int:
+        """The helper's stdout, to wait on with ``select``/``poll``/a
+        selector (-1 once its pipes are closed, at the end). Readable means
+        bytes came, perhaps part of a frame; packets already received do not
+        make it readable: take them first (``next(timeout=0)`` takes one
+        without reading)."""
+        stdout = self._proc.stdout
+        return -1 if stdout is None or stdout.closed else self._out
+
     @property
     def paused(self) -> bool:
         """True while a capture started with ``paused=True`` holds: until

@@ -254,7 +254,8 @@ class Driver:
     @property
     def pending(self) -> int:
         """Packets received and not yet taken (those of ``rest`` excluded)."""
-        return sum(len(item) for item in self._queue if isinstance(item, list))
+        queue = self._queue.copy()  # one step: another thread may append meanwhile
+        return sum(len(item) for item in queue if isinstance(item, list))
 
     # -- operations ------------------------------------------------------------
 
@@ -283,7 +284,9 @@ class Driver:
     def next_batch(self, timeout: float | None = None, *, hold: bool = False) -> Op[Any]:
         """The next list of packets (first what ``rest`` holds); None at the
         end or once closed; the helper's error after the packets before it;
-        TimeoutError if ``timeout`` seconds pass first. Closed before the
+        TimeoutError if ``timeout`` seconds pass first (after one look at
+        what the helper sent: ``timeout=0`` takes what is there, without
+        waiting). Closed before the
         call, ValueError; closed (by another thread) during it, None. With
         ``hold``, the batch becomes ``rest`` and its iterator is returned."""
         deadline = deadline_after(timeout, self._clock())
@@ -298,6 +301,7 @@ class Driver:
                 self._outbox += RESUME
                 if self._moving:
                     yield INTERRUPT  # the caller moving bytes writes it
+        looked = False
         while True:
             if self._closed:
                 return None  # closed meanwhile: close() discards the rest and reaps
@@ -309,8 +313,9 @@ class Driver:
                 return self._hold(item) if hold else item
             if self._reaped:
                 return None
-            if deadline is not None and self._clock() >= deadline:
+            if looked and deadline is not None and self._clock() >= deadline:
                 raise TimeoutError(f"no packet in {timeout} s")
+            looked = True
             yield from self._io(deadline)
 
     def ready_packet(self) -> Packet | None:
