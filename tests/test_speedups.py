@@ -1,6 +1,7 @@
 """The C accelerator (epcap._speedups) against the pure-Python path: the
 same packets, the same errors, on every shared capture, on damaged copies
-of captures, on the test's own files, and on random frames. The whole suite
+of captures, on the test's own files, and on random frames; and the same
+floats, bit for bit, as epcap.compat.pypcap's time stamps. The whole suite
 also runs once with EPCAP_PURE_PYTHON=1 (`.ci/run`)."""
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from hypothesis import strategies as st
 from test_corrupt_files import own_files, variants
 
 import epcap
+import epcap.compat
 from epcap import _protocol
 from epcap._packet import packet_type
 from epcap._protocol import Session
+from epcap.compat import pypcap
 
 from conftest import HELPER, IN_CI, start_file
 from helpers import READY, frame
@@ -346,3 +349,169 @@ def test_no_packet_after_aclose_mid_batch(accelerated: bool, speedups: Any, tmp_
 
     with using(speedups if accelerated else None):
         assert asyncio.run(main()) == (0, "I/O operation on a closed capture")
+
+
+# -- epcap.compat.pypcap's float time stamps -------------------------------------------
+
+EDGE_TIMES = [
+    0, 1, 999_999_999, 10**9, 10**9 + 1, 1_700_000_000_123_456_789,
+    1_700_000_000_032_523_742,  # time / 1e9 is another float
+    2**32 * 10**9 - 1,  # a pcap file's last nanosecond
+    2**63 - 10**9, 2**63 - 1,  # int64's last second
+    -1, -999_999_999, -(10**9), -(10**9) - 1, -1_500_000_000,  # floor: nsec stays >= 0
+    -(2**63) + 10**9 - 1, -(2**63),
+]  # fmt: skip
+TIMES = st.one_of(
+    st.integers(-(2**63), 2**63 - 1),
+    st.integers(0, 2**32 * 10**9),  # what pcap and pcapng files hold
+    st.integers(-(10**10), 10**10),
+)
+
+
+def exact(items: Any) -> list[tuple[str, type, Any]]:
+    """``(ts, data)`` items with each float's hex: equal only bit for bit."""
+    return [(ts.hex(), type(ts), data) for ts, data in items]
+
+
+def seconds_both_ways(batch: list[Any], speedups: Any) -> list[tuple[float, Any]]:
+    """pypcap's items of ``batch`` with the accelerator, asserted the same
+    bit for bit as without."""
+    with using(speedups):
+        fast = list(pypcap._in_seconds(batch))
+    with using(None):
+        pure = list(pypcap._in_seconds(batch))
+    assert exact(fast) == exact(pure)
+    return fast
+
+
+def test_float_seconds_are_pypcaps_bit_for_bit(speedups: Any) -> None:
+    batch = [epcap.Packet(1, t, 60, b"%d" % i) for i, t in enumerate(EDGE_TIMES)]
+    items = speedups.seconds_items(batch)
+    assert exact(items) == [(pypcap._seconds(p.time).hex(), float, p.data) for p in batch]
+    assert exact(seconds_both_ways(batch, speedups)) == exact(items)
+    assert all(data is pkt.data for (_, data), pkt in zip(items, batch, strict=True))  # no copy
+    assert not any(map(gc.is_tracked, items))  # a float and bytes: no cycle to find
+    seconds = dict(zip(EDGE_TIMES, (ts for ts, _ in items), strict=True))
+    assert seconds[-1] == -1 + 999_999_999 * 1e-9 != -1e-9  # divmod's floor, not C's truncation
+    assert seconds[1_700_000_000_032_523_742] != 1_700_000_000_032_523_742 / 1e9
+    assert seconds[2**63 - 1] == 9_223_372_036 + 854_775_807 * 1e-9
+
+
+@settings(max_examples=400, deadline=None)
+@given(times=st.lists(TIMES, max_size=40))
+def test_random_times_give_pypcaps_floats(times: list[int]) -> None:
+    module = importlib.import_module("epcap._speedups")  # the suite's builds have it
+    batch = [epcap.Packet(1, t, 60, b"x") for t in times]
+    expected = [(pypcap._seconds(t), b"x") for t in times]
+    assert exact(module.seconds_items(batch)) == exact(expected)
+    assert exact(seconds_both_ways(batch, module)) == exact(expected)
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        epcap.Packet(1, epcap.RawTime(5, 10**9 + 7), 1, b"r"),  # a damaged file's time
+        epcap.Packet(1, 2**63, 1, b"big"),  # beyond int64: no C integer holds it
+        epcap.Packet(1, -(2**63) - 1, 1, b"small"),
+        epcap.Packet(1, 2**90, 1, b"huge"),
+        epcap.Packet(1, True, 1, b"bool"),  # an int, but not exactly one
+    ],
+    ids=["RawTime", "2**63", "-2**63-1", "2**90", "bool"],
+)
+def test_any_other_time_leaves_the_batch_to_python(odd: epcap.Packet, speedups: Any) -> None:
+    batch = [epcap.Packet(1, 5, 1, b"a"), odd, epcap.Packet(1, 6, 1, b"b")]
+    assert speedups.seconds_items(batch) is None
+    items = seconds_both_ways(batch, speedups)
+    assert exact(items) == exact((pypcap._seconds(p.time), p.data) for p in batch)
+
+
+def test_odd_batches_are_left_to_python(speedups: Any) -> None:
+    good = epcap.Packet(1, 1, 1, b"")
+
+    class Batch(list[Any]):
+        """A list that may iterate as it likes."""
+
+    odd_packets = [
+        None, 5, (1, 2, 3), [1, 2, 3, b""], (1, 2, 3, b"", 4), (1, 2.0, 3, b""), (1, "2", 3, b""),
+        (1, 2, 3, bytearray(b"")), (1, 2, 3, "data"),
+    ]  # fmt: skip
+    for odd in odd_packets:
+        assert speedups.seconds_items([good, odd]) is None, odd
+        assert speedups.seconds_items([odd]) is None, odd
+    assert speedups.seconds_items(Batch([good])) is None
+    assert speedups.seconds_items([]) == []
+    assert seconds_both_ways([], speedups) == []
+
+
+def test_a_batch_emptied_midway_is_left_to_python(speedups: Any) -> None:
+    """A collection that runs while the items are made (CPython 3.11 runs
+    it at once, inside the allocation) may run a __del__ that changes the
+    batch: no crash, and no items of a batch that is no longer there."""
+    batch = [epcap.Packet(1, t, 1, b"x") for t in range(1000)]
+
+    class Emptier:
+        def __del__(self) -> None:
+            batch.clear()
+
+    thresholds = gc.get_threshold()
+    gc.collect()
+    held = [Emptier()]
+    held[0].cycle = held  # type: ignore[attr-defined]  # garbage only for the cyclic GC
+    gc.collect(0)  # the cycle in generation 1, collected some 50 allocations on
+    gc.set_threshold(1, 50)
+    try:
+        del held
+        items = speedups.seconds_items(batch)
+    finally:
+        gc.set_threshold(*thresholds)
+    gc.collect()
+    assert batch == []
+    assert items is None or len(items) == 1000  # 3.12 on: the collection waits for Python
+
+
+def test_seconds_items_refuses_bad_arguments(speedups: Any) -> None:
+    not_lists: list[Any] = [(), (epcap.Packet(1, 1, 1, b""),), None, iter([]), "ab", {1: 2}]
+    for bad in not_lists:
+        with pytest.raises(TypeError):
+            speedups.seconds_items(bad)
+    with pytest.raises(TypeError):
+        speedups.seconds_items()
+    with pytest.raises(TypeError):
+        speedups.seconds_items([], [])
+
+
+def test_pypcap_compat_takes_the_accelerators_items(speedups: Any) -> None:
+    batch = [epcap.Packet(1, 10**18 + 1, 60, b"a")]
+    with using(speedups):
+        assert type(pypcap._in_seconds(batch)) is type(iter([]))
+    with using(None):  # not built, or EPCAP_PURE_PYTHON=1
+        assert type(pypcap._in_seconds(batch)) is zip
+
+
+@pytest.mark.captures
+def test_pypcap_compat_reads_captures_alike(
+    captures: list[Path], speedups: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole compat path, float time stamps and all, both ways."""
+    monkeypatch.setitem(epcap.compat.defaults, "progname", str(HELPER))
+
+    def items(path: Path) -> list[Any]:
+        try:
+            handle = pypcap.pcap(str(path))
+        except OSError as exc:
+            return [exc.args]
+        try:
+            return exact(handle)
+        finally:
+            handle.close()
+
+    compared = 0
+    for path in captures:
+        with using(speedups):
+            fast = items(path)
+        with using(None):
+            pure = items(path)
+        assert fast == pure, path.name
+        compared += len(fast)
+    print(f"{compared} items alike through epcap.compat.pypcap, both ways")
+    assert compared > 300

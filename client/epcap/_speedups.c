@@ -1,7 +1,7 @@
 /*
  * epcap._speedups: the client's packet path in C, an optional accelerator.
  *
- * Two things Python does per packet, done here without a Python frame:
+ * Three things Python does per packet, done here without a Python frame:
  *
  * - build(dlt, items, cls): the Packets of one packets frame. items is the
  *   frame's (time, length, data, ...) tuple as msgpack decoded it; each
@@ -20,6 +20,12 @@
  *   returns slow(), the coroutine that waits for the next batch. It keeps
  *   the iterator it took from driver.rest until that is exhausted: the
  *   driver replaces rest only then.
+ *
+ * - seconds_items(batch): epcap.compat.pypcap's (ts, data) items of a batch
+ *   of Packets, ts pypcap's float of seconds, computed as that module's
+ *   _seconds() does. Again only the common case: times that are exact ints
+ *   in int64's range, bytes data; for anything else (a RawTime) it returns
+ *   None and the module's Python code decides.
  *
  * Limited API (3.11): one build serves every CPython from 3.11 on.
  */
@@ -72,6 +78,99 @@ build(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyList_SetItem(packets, i / 3, packet); /* steals */
     }
     return packets;
+}
+
+/* -- pypcap's float time stamps --------------------------------------------- */
+
+#define NS_PER_S 1000000000LL
+
+/* pypcap's float for a time in nanoseconds, exactly as
+ * epcap.compat.pypcap._seconds() computes it: sec, nsec = divmod(time,
+ * 10**9), with Python's floor (a time before 1970 still has an nsec of 0
+ * to 10**9 - 1), then sec + nsec * 1e-9 in doubles (not time / 1e9, which
+ * rounds differently). sec and nsec are exact as doubles (|sec| < 2**34);
+ * the product and the sum must be rounded one at a time, as Python's float
+ * operations are: the volatile keeps the compiler from fusing them into one
+ * multiply-add (GCC does on aarch64 unless -ffp-contract=off), which
+ * rounds once and gives another float for some times. */
+static double
+seconds_of(long long ns)
+{
+    long long sec = ns / NS_PER_S, nsec = ns % NS_PER_S;
+    if (nsec < 0) { /* C truncates toward zero */
+        nsec += NS_PER_S;
+        sec -= 1;
+    }
+    volatile double fraction = (double)nsec * 1e-9;
+    return (double)sec + fraction;
+}
+
+/* One packet's (seconds, data), or NULL: with an exception set on failure,
+ * without one when the packet is not the common case. */
+static PyObject *
+seconds_item(PyObject *packet)
+{
+    if (!PyTuple_Check(packet) || PyTuple_Size(packet) != 4)
+        return NULL;
+    PyObject *when = PyTuple_GetItem(packet, 1), *data = PyTuple_GetItem(packet, 3);
+    if (!PyLong_CheckExact(when) || !PyBytes_CheckExact(data))
+        return NULL; /* a RawTime: the Python code reads its fields */
+    int overflow;
+    long long ns = PyLong_AsLongLongAndOverflow(when, &overflow);
+    if (overflow != 0 || (ns == -1 && PyErr_Occurred()))
+        return NULL;
+    PyObject *seconds = PyFloat_FromDouble(seconds_of(ns));
+    if (seconds == NULL)
+        return NULL;
+    /* data is borrowed from packet, which the batch may drop as soon as
+     * code runs (a collection the new tuple starts): referenced first */
+    Py_INCREF(data);
+    PyObject *item = PyTuple_New(2);
+    if (item == NULL) {
+        Py_DECREF(seconds);
+        Py_DECREF(data);
+        return NULL;
+    }
+    PyTuple_SetItem(item, 0, seconds); /* steal */
+    PyTuple_SetItem(item, 1, data);
+    PyObject_GC_UnTrack(item); /* a float and bytes: no cycle to find */
+    return item;
+}
+
+static PyObject *
+seconds_items(PyObject *module, PyObject *batch)
+{
+    (void)module;
+    if (!PyList_Check(batch)) {
+        PyErr_SetString(PyExc_TypeError, "seconds_items(batch): a list of packets");
+        return NULL;
+    }
+    if (!PyList_CheckExact(batch))
+        Py_RETURN_NONE; /* its own __iter__, maybe: Python iterates it */
+    Py_ssize_t size = PyList_Size(batch);
+    PyObject *items = PyList_New(size);
+    if (items == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        /* code a collection runs (a __del__) may change the batch: each
+         * packet is taken afresh, and a batch resized meanwhile is no
+         * common case */
+        PyObject *packet = PyList_GetItem(batch, i);
+        PyObject *item = packet != NULL ? seconds_item(packet) : NULL;
+        if (item == NULL) {
+            Py_DECREF(items);
+            if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_IndexError))
+                return NULL; /* out of memory */
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+        PyList_SetItem(items, i, item); /* steals */
+    }
+    if (PyList_Size(batch) != size) {
+        Py_DECREF(items);
+        Py_RETURN_NONE;
+    }
+    return items;
 }
 
 /* -- the awaitable of a packet at hand ---------------------------------- */
@@ -291,6 +390,10 @@ static PyMethodDef methods[] = {
     {"build", (PyCFunction)(void (*)(void))build, METH_FASTCALL,
      "build(dlt, items, cls): the frame's Packets as a list, or None if the\n"
      "frame is not the common case (then the pure-Python code decides)."},
+    {"seconds_items", seconds_items, METH_O,
+     "seconds_items(batch): epcap.compat.pypcap's (float seconds, data) items\n"
+     "of a list of Packets as a list, or None if a packet is not the common\n"
+     "case (then the pure-Python code decides)."},
     {NULL, NULL, 0, NULL},
 };
 

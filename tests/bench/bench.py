@@ -122,6 +122,36 @@ def pcapy_ng(path: str) -> int:
         n += 1
 
 
+def pypcap_compat(path: str, *, in_ns: bool = True) -> int:
+    """pypcap's loop through epcap.compat.pypcap: time, length and bytes,
+    as the epcap rows touch them (in nanoseconds, as the pypcap row asks)."""
+    import epcap.compat
+    import epcap.compat.pypcap as pcap
+
+    epcap.compat.defaults["progname"] = str(HELPER)
+    n = 0
+    for ts, buf in pcap.pcap(path, timestamp_in_ns=in_ns):
+        ts, len(buf), buf
+        n += 1
+    return n
+
+
+def pcapy_compat(path: str) -> int:
+    """pcapy-ng's loop, as the pcapy-ng row, through epcap.compat.pcapy."""
+    import epcap.compat
+    import epcap.compat.pcapy as pcapy
+
+    epcap.compat.defaults["progname"] = str(HELPER)
+    n = 0
+    reader = pcapy.open_offline(path)
+    while True:
+        hdr, data = reader.next()
+        if hdr is None:
+            return n
+        hdr.getts(), hdr.getlen(), data
+        n += 1
+
+
 def dpkt_reader(path: str) -> int:
     import dpkt  # type: ignore[import-not-found]
 
@@ -157,6 +187,9 @@ READERS: dict[str, Callable[[str], int]] = {
     "epcap async, pure Python": pure(epcap_async),
     "pypcap": pypcap,
     "pcapy-ng": pcapy_ng,
+    "pypcap compat": pypcap_compat,
+    "pypcap compat, float ts": functools.partial(pypcap_compat, in_ns=False),
+    "pcapy-ng compat": pcapy_compat,
     "dpkt": dpkt_reader,
     "scapy RawPcapReader": scapy_raw,
     "tcpdump -w /dev/null": tcpdump,
@@ -897,8 +930,9 @@ def _message(results: Any, kind: str, timeout: float, workers: list[Any]) -> Any
 
 
 def verdicts(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
-    """Each target of issue 14 (1 to 5) and of remote capture and fanout
-    (6), met or not, with its figures: those of the sections that ran."""
+    """Each target of issue 14 (1 to 5), of remote capture and fanout (6)
+    and of the pypcap and pcapy-ng modules (7), met or not, with its
+    figures: those of the sections that ran."""
     found: list[tuple[str, bool, str]] = []
     if "files" in results:
         files = results["files"]
@@ -915,6 +949,20 @@ def verdicts(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
             ("2. file, 64-byte: sync >= 1.0x pypcap", c >= 1.0, f"{c:.2f}x pypcap"),
             ("3. async >= 0.9x sync, both workloads", d >= 0.9 and e >= 0.9,
              f"mixed {d:.2f}x, small {e:.2f}x"),
+        ]  # fmt: skip
+        compat = {name: (vs("mixed", name, "epcap sync"), vs("small", name, "epcap sync"))
+                  for name in ("pypcap compat", "pypcap compat, float ts")}  # fmt: skip
+        pcapy = tuple(vs(kind, "pcapy-ng compat", "pcapy-ng") for kind in ("mixed", "small"))
+        found += [
+            ("7a. pypcap compat (ns, float ts) >= 0.9x epcap sync, both workloads",
+             min(min(pair) for pair in compat.values()) >= 0.9,
+             "; ".join(f"{name}: mixed {m:.2f}x, small {sm:.2f}x"
+                       for name, (m, sm) in compat.items())),
+            ("7b. pcapy-ng compat >= 1.0x the real pcapy-ng (its API makes three calls a "
+             "packet: next, getts, getlen)", min(pcapy) >= 1.0,
+             f"mixed {pcapy[0]:.2f}x, small {pcapy[1]:.2f}x; against epcap sync: mixed "
+             f"{vs('mixed', 'pcapy-ng compat', 'epcap sync'):.2f}x, small "
+             f"{vs('small', 'pcapy-ng compat', 'epcap sync'):.2f}x"),
         ]  # fmt: skip
     if "live" in results:
         drop, tcpdrop = results["live"]["epcap"]["dropped"], results["live"]["tcpdump"]["dropped"]
