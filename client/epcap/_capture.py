@@ -17,10 +17,10 @@ import select
 import threading
 import weakref
 from collections.abc import Iterator, Mapping
-from types import TracebackType
 from typing import Any, Unpack
 
 from . import _core
+from ._closing import Closing
 from ._core import CaptureBase, StartOptions
 from ._driver import NOTIFY, Io, Op, Phase, Reap, T, Wait
 from ._packet import Packet
@@ -32,7 +32,7 @@ def _close_fds(*fds: int) -> None:
             os.close(fd)
 
 
-class Capture(CaptureBase):
+class Capture(Closing, CaptureBase):
     """One running capture: one helper process, one ``ready``, then packets.
 
     Iterate over it for :class:`~epcap.Packet` objects (or over
@@ -213,17 +213,6 @@ class Capture(CaptureBase):
         """Stop the helper, discard what it still sends, and reap it, within
         about 2 s (then it is killed); an iteration in another thread ends."""
         self._drive(self._driver.close())
-
-    def __enter__(self) -> Capture:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def start(**options: Unpack[StartOptions]) -> Capture:

@@ -27,6 +27,7 @@ from typing import Any
 
 from ._aio import AsyncCapture
 from ._capture import Capture
+from ._closing import Closing
 from ._driver import Wait, deadline_after
 from ._packet import Packet
 
@@ -144,7 +145,7 @@ def _remaining(deadline: float | None) -> float | None:
     return None if deadline is None else max(deadline - time.monotonic(), 0.0)
 
 
-class Merged:
+class Merged(Closing):
     """The packets of several captures in time order, each saying its
     :attr:`~epcap.Packet.capture` and :attr:`~epcap.Packet.interface`.
     Iterate over it, or call :meth:`next` with a timeout; it ends when every
@@ -210,17 +211,6 @@ class Merged:
             cap.close()
         for reader in self._readers:
             reader.join(5)
-
-    def __enter__(self) -> Merged:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class AsyncMerged:

@@ -20,9 +20,9 @@ import os
 import struct
 import time
 from collections.abc import Callable, Iterable
-from types import TracebackType
-from typing import BinaryIO, Self
+from typing import BinaryIO
 
+from ._closing import Closing
 from ._packet import Packet, RawTime
 
 __all__ = ["PcapWriter", "PcapngWriter", "RotatingPcapWriter", "linktype"]
@@ -38,7 +38,7 @@ def linktype(dlt: int) -> int:
     return _LINKTYPES.get(dlt, dlt)
 
 
-class _Writer:
+class _Writer(Closing):
     """Owns the output stream: a path it opens, or a binary file it is given."""
 
     def __init__(self, file: str | os.PathLike[str] | BinaryIO) -> None:
@@ -71,17 +71,6 @@ class _Writer:
         self._out.flush()
         if self._owned:
             self._out.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class PcapWriter(_Writer):
@@ -251,7 +240,7 @@ class _Rotation:
         return name
 
 
-class RotatingPcapWriter:
+class RotatingPcapWriter(Closing):
     """Classic pcap files, one after another, named and rotated exactly as
     tcpdump 4.99.3's ``-w pattern`` with ``-G seconds``, ``-C size`` and
     ``-W files`` does; each file is a :class:`PcapWriter`'s.
@@ -393,14 +382,3 @@ class RotatingPcapWriter:
         if self._out is not None:
             out, self._out = self._out, None
             out.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

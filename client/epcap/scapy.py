@@ -41,10 +41,10 @@ import select as _select
 import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any, ClassVar, NoReturn, Unpack, cast
 
 from . import _capture
+from ._closing import Closing
 from ._core import StartOptions
 from ._errors import EpcapError, PolicyError, SendError
 from ._packet import Packet as _EpcapPacket
@@ -599,23 +599,14 @@ def _l3socket_of(provider: Any) -> Callable[[Any, bool], Any]:
     return l3socket
 
 
-class Use:
+class Use(Closing):
     """What :func:`use` returns: a context manager whose exit is :func:`undo`."""
 
-    def __enter__(self) -> Use:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        undo()
-
-    def undo(self) -> None:
+    def close(self) -> None:
         """:func:`undo`."""
         undo()
+
+    undo = close
 
 
 def use(**defaults: Unpack[StartOptions]) -> Use:

@@ -28,10 +28,10 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from itertools import islice, repeat, starmap
 from operator import itemgetter
-from types import TracebackType
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn, Self, cast
 
 from epcap import EpcapError, Packet, RawTime
+from epcap._closing import Closing
 from epcap.savefile import PcapWriter
 
 from . import _handle
@@ -149,7 +149,7 @@ class Dumper:
             self.close()
 
 
-class Reader:
+class Reader(Closing):
     """A capture, as :func:`open_live`, :func:`open_offline` or
     :func:`create` opened it.
 
@@ -386,18 +386,10 @@ class Reader:
         if self._handle is not None:
             self._handle.close()
 
-    def __enter__(self) -> Reader:
+    def __enter__(self) -> Self:
         if self._closed:
             raise ValueError(_handle.CLOSED)
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _live(
