@@ -21,12 +21,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 
 import epcap
 from epcap._protocol import Session
 
 from conftest import HELPER, ROOT, proc_status
+from helpers import frame
 from privileged import (
     GROUP,
     MODES,
@@ -530,3 +532,52 @@ def test_a_capture_file_must_be_a_regular_file(
     error = refused_straight(user, mode, installs[mode], "-r", str(fifo))
     assert isinstance(error, epcap.CaptureFileError), error
     assert error.message == f"{fifo}: not a regular file" and time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_held_helper_holds_nothing_and_its_commands_only_choose_packets(
+    mode: str, user: pwd.struct_passwd, installs: dict[str, Path]
+) -> None:
+    """-H, -k, -x and the direction and resume commands from a client that
+    is not epcap: the hold comes after the drop, so a helper told to wait
+    waits with nothing (no privilege, seccomp, the chroot); its commands
+    change which packets pass and nothing else; a bad one is refused."""
+    command = helper_command(mode, installs[mode], "-i", "lo", "-H", "-k", "5000", "-x", "udp",
+                             "--", "udp port 9")  # fmt: skip
+    proc = subprocess.Popen(
+        [*as_user(user), "/bin/sh", "-c", '"$@"; exit $?', "sh", *command],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={"PATH": "/usr/bin:/bin"}, cwd="/",
+    )  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+    stdout = proc.stdout
+
+    def read() -> Any:
+        (length,) = struct.unpack(">I", stdout.read(4))
+        return msgpack.unpackb(stdout.read(length))
+
+    try:
+        tag, ready = read()
+        assert tag == "ready" and ready["paused"] is True and ready["net"] == "127.0.0.0"
+        status = proc_status(ready["pid"])
+        assert status["Uid"].split()[1:] == [str(NOBODY)] * 3
+        assert status["CapEff"] == status["CapPrm"] == "0000000000000000"
+        assert status["Seccomp"] == "2" and status["NoNewPrivs"] == "1"
+        assert os.readlink(f"/proc/{ready['pid']}/root") == str(installs[mode].parent / "empty")
+        for command_frame in (["direction", "in"], ["direction", "up"], ["filter", "udp port 10"],
+                              ["resume"], ["stats"]):  # fmt: skip
+            proc.stdin.write(frame(command_frame))
+        proc.stdin.flush()
+        assert read() == ["reply", "direction", None]
+        tag, command_name, report = read()
+        assert (tag, command_name, report["op"]) == ("refused", "direction", "option")
+        assert read() == ["reply", "filter", None]
+        tag, command_name, stats = read()
+        assert (tag, command_name) == ("reply", "stats") and "received" in stats
+        proc.stdin.close()
+        assert read()[0] == "eof"
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

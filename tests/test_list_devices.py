@@ -150,6 +150,8 @@ def test_the_policy_hides_pseudo_devices(
         (["-D", "-f", "udp"], "unknown option -f"),
         (["-D", "-D", "-y"], "unknown option -y"),
         (["-D", "-x", "udp"], "-D lists the devices"),
+        (["-D", "-H"], "-D lists the devices"),
+        (["-H", "-D"], "-D lists the devices"),
     ],
 )
 def test_capture_options_are_refused_with_D(args: list[str], message: str) -> None:
