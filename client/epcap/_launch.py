@@ -130,15 +130,21 @@ def privileged_helper(helper: str) -> bool:
         return False
 
 
+def exec_words(exec_: str | Sequence[str]) -> list[str]:
+    """The words of ``exec=``: a string split as a shell would, or a
+    sequence of strings; TypeError otherwise."""
+    words = shlex.split(exec_) if isinstance(exec_, str) else list(exec_)
+    if not all(isinstance(word, str) for word in words):
+        raise TypeError("exec must be a string or a sequence of strings")
+    return words
+
+
 def exec_prefix(helper: str, *, live: bool, exec_: str | Sequence[str] | None) -> list[str]:
     """The command prefix that gives the helper its privilege (see module doc)."""
     if exec_ is None:
         exec_ = os.environ.get(ENV_EXEC)
     if exec_ is not None:
-        prefix = shlex.split(exec_) if isinstance(exec_, str) else list(exec_)
-        if not all(isinstance(word, str) for word in prefix):
-            raise TypeError("exec must be a string or a sequence of strings")
-        return prefix
+        return exec_words(exec_)
     if os.geteuid() == 0 or privileged_helper(helper):
         return []
     if not live:

@@ -41,7 +41,7 @@ from ._errors import (
     HostUnreachableError,
     RemoteHelperNotFoundError,
 )
-from ._launch import Launch
+from ._launch import Launch, exec_words
 
 DEFAULT_HELPER = "/usr/local/lib/epcap/epcapd"
 """Where ``epcap-admin install`` puts the helper on a host (its default prefix)."""
@@ -165,7 +165,7 @@ def launch(
     """The :class:`~epcap._launch.Launch` of a helper on ``target``, with
     the arguments ``argv``; a ``capture`` gets the idle limit and
     keepalives (``-D`` takes no more options and ends by itself)."""
-    prefix = "auto" if exec_ is None else " ".join(_words(exec_))
+    prefix = "auto" if exec_ is None else " ".join(exec_words(exec_))
     idle = ["-k", str(IDLE_LIMIT_MS)] if capture else []
     mode = ("live" if live else "file") if capture else "list"
     remote = [
@@ -181,13 +181,6 @@ def launch(
         return failure(name, returncode, stderr)
 
     return Launch(command, host=name, explain=explain, keepalive=KEEPALIVE if capture else None)
-
-
-def _words(exec_: str | Sequence[str]) -> list[str]:
-    words = shlex.split(exec_) if isinstance(exec_, str) else list(exec_)
-    if not all(isinstance(word, str) for word in words):
-        raise TypeError("exec must be a string or a sequence of strings")
-    return words
 
 
 _AUTH = ("Permission denied", "Too many authentication failures", "no mutual signature")
