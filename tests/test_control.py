@@ -41,43 +41,55 @@ class Pair:
 
 
 def ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True)
+    """Run ip(8); a failure raises with ip's own message."""
+    done = subprocess.run(["ip", *args], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"ip {' '.join(args)}: status {done.returncode}: {done.stderr.strip()}")
+
+
+def remove_pairs(pairs: list[Pair]) -> None:
+    """Remove the pairs' namespaces and near ends, and wait until the kernel
+    has destroyed them (it does so a moment after `ip netns del`), so that
+    the next fixture that makes these names finds them free. A stale pair,
+    left by a run that was killed, is removed the same way."""
+    for p in pairs:
+        subprocess.run(["ip", "netns", "del", p.ns], capture_output=True)
+        subprocess.run(["ip", "link", "del", p.near], capture_output=True)
+    deadline = time.monotonic() + 10
+    while left := [
+        p.near for p in pairs
+        if subprocess.run(["ip", "link", "show", p.near], capture_output=True).returncode == 0
+    ]:  # fmt: skip
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f"veth {', '.join(left)} still there 10 s after removal")
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
 def pairs() -> Iterator[list[Pair]]:
     made = [Pair(i) for i in range(PAIRS)]
-    for p in made:
-        subprocess.run(["ip", "netns", "del", p.ns], capture_output=True)  # a stale one
-        ip("netns", "add", p.ns)
-        ip("link", "add", p.near, "type", "veth", "peer", "name", p.far, "netns", p.ns)
-        for where in ([], ["-n", p.ns]):
-            dev = p.far if where else p.near
-            subprocess.run(
-                ["sysctl", "-q", "-w", f"net.ipv6.conf.{dev}.disable_ipv6=1"]
-                if not where
-                else ["ip", "netns", "exec", p.ns, "sysctl", "-q", "-w",
-                      f"net.ipv6.conf.{dev}.disable_ipv6=1"],
-                check=True,
-            )  # fmt: skip
-        ip("addr", "add", f"{p.near_ip}/24", "dev", p.near)
-        ip("link", "set", p.near, "up")
-        ip("-n", p.ns, "addr", "add", f"{p.far_ip}/24", "dev", p.far)
-        ip("-n", p.ns, "link", "set", p.far, "up")
-        ip("-n", p.ns, "link", "set", "lo", "up")
+    remove_pairs(made)
     try:
+        for p in made:
+            ip("netns", "add", p.ns)
+            ip("link", "add", p.near, "type", "veth", "peer", "name", p.far, "netns", p.ns)
+            for where in ([], ["-n", p.ns]):
+                dev = p.far if where else p.near
+                subprocess.run(
+                    ["sysctl", "-q", "-w", f"net.ipv6.conf.{dev}.disable_ipv6=1"]
+                    if not where
+                    else ["ip", "netns", "exec", p.ns, "sysctl", "-q", "-w",
+                          f"net.ipv6.conf.{dev}.disable_ipv6=1"],
+                    check=True,
+                )  # fmt: skip
+            ip("addr", "add", f"{p.near_ip}/24", "dev", p.near)
+            ip("link", "set", p.near, "up")
+            ip("-n", p.ns, "addr", "add", f"{p.far_ip}/24", "dev", p.far)
+            ip("-n", p.ns, "link", "set", p.far, "up")
+            ip("-n", p.ns, "link", "set", "lo", "up")
         yield made
     finally:
-        for p in made:
-            subprocess.run(["ip", "netns", "del", p.ns], capture_output=True)
-        # The kernel destroys a deleted namespace's veth pairs a moment
-        # later: the next module that makes these names must find them gone.
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(
-            subprocess.run(["ip", "link", "show", p.near], capture_output=True).returncode == 0
-            for p in made
-        ):
-            time.sleep(0.05)
+        remove_pairs(made)
 
 
 def collect(cap: epcap.Capture, out: list[epcap.Packet]) -> threading.Thread:
