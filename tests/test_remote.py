@@ -275,12 +275,16 @@ def remote_pcap() -> Iterator[str]:
 def test_a_file_on_the_remote_host(
     ssh_hosts: list[SshHost], public_helper: str, remote_pcap: str
 ) -> None:
-    """Reading a file there needs no privilege: the remote user's own rights."""
+    """Reading a file there needs no privilege: the remote user's own rights.
+    An ``exec=`` prefix reaches the remote side word for word (spaces kept)."""
     host = ssh_hosts[0]
     with start_on(host, public_helper, file=remote_pcap) as cap:
         got = list(cap)
     assert [(p.time, p.length, p.data) for p in got] == pf.sample_records()
     assert {p.host for p in got} == {host.target}
+    prefix = ["env", "EPCAP_NOTE=two words; $HOME 'q'"]
+    with start_on(host, public_helper, file=remote_pcap, exec=prefix) as cap:
+        assert [(p.time, p.length, p.data) for p in cap] == pf.sample_records()
 
 
 # Lifecycle ----------------------------------------------------------------------

@@ -73,7 +73,7 @@ def test_the_ssh_command() -> None:
     assert argv[12:18] == ["-o", "ProxyJump=bastion", "-p", "2222", "ops@edge1", "--"]
     remote = shlex.split(argv[18])  # what the remote login shell sees
     assert remote[:4] == ["exec", "/bin/sh", "-c", _remote.SCRIPT]
-    assert remote[4:8] == ["epcap", "live", _remote.DEFAULT_HELPER, "auto"]
+    assert remote[4:8] == ["epcap", "live", _remote.DEFAULT_HELPER, _remote.AUTO]
     assert remote[8:] == ["-k", str(_remote.IDLE_LIMIT_MS), *options.argv()]
     assert remote[-2:] == ["--", "udp port 53"]
     assert (launch.host, launch.keepalive) == ("ops@edge1:2222", _remote.KEEPALIVE)
@@ -113,12 +113,21 @@ def test_the_script_leaves_out_its_own_connection(stand_in: Path) -> None:
 
 
 def test_the_script_chooses_the_prefix(stand_in: Path) -> None:
-    """An exec= prefix is used as given; "auto" without a sudo rule or a
-    setuid bit runs the helper directly (the machine's sudo -l decides)."""
+    """An exec= prefix is used as given, each word whole; AUTO without a
+    sudo rule or a setuid bit runs the helper directly (the machine's sudo
+    -l decides)."""
     done = script("live", str(stand_in), "env", "--")
     assert done.returncode == 0 and done.stdout.splitlines() == ["--"]
-    done = script("live", str(stand_in), "auto", "-i", "x")
+    done = script("live", str(stand_in), _remote.AUTO, "-i", "x")
     assert done.stdout.splitlines() == ["-i", "x"]
+    # the words as launch() sends them: one with spaces, quotes and a $ stays one word
+    _, launch = prepare(
+        {"host": "h", "interface": "x", "exec": ["sh", "-c", 'echo "$0"; exec "$@"', "a 'b' $c"]}
+    )
+    prefix = shlex.split(shlex.split(launch.argv[-1])[7])
+    assert prefix == ["sh", "-c", 'echo "$0"; exec "$@"', "a 'b' $c"]
+    done = script("live", str(stand_in), shlex.join(prefix), "-i", "x")
+    assert done.returncode == 0 and done.stdout.splitlines() == ["a 'b' $c", "-i", "x"]
 
 
 def test_the_script_says_what_is_missing(tmp_path: Path, stand_in: Path) -> None:

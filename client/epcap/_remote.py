@@ -82,23 +82,27 @@ $SSH_CONNECTION
 .
   set -- -x "not (tcp and host ${c%%%*} and port $cp and host ${s%%%*} and port $sp)" "$@"
 fi
-if [ "$prefix" = auto ]; then
+if [ "$prefix" = "?auto" ]; then
   prefix=
   if [ "$mode" != file ] && [ "$(id -u)" != 0 ] && [ ! -u "$h" ] &&
     sudo -n -l "$h" >/dev/null 2>&1; then
     prefix="sudo -n"
   fi
 fi
-exec $prefix "$h" "$@"
+eval "exec $prefix \"\$h\" \"\$@\""
 """
 """The remote side, under /bin/sh: ``MODE HELPER PREFIX ARGS...``, ``MODE``
-live, file or list (``-D``); ``PREFIX``
-"auto" chooses it (a setuid helper, file capabilities and root need none;
+live, file or list (``-D``); ``PREFIX`` :data:`AUTO`
+chooses it (a setuid helper, file capabilities and root need none;
 sudo -n if a NOPASSWD rule names the helper), else it is the words of
-``exec=``. A live capture leaves out its own ssh connection (sshd's
+``exec=``, shell-quoted (the script evals them, so a word keeps its spaces).
+A live capture leaves out its own ssh connection (sshd's
 ``SSH_CONNECTION``), through the helper's ``-x``, which joins every filter,
 ``set_filter``'s included: else capturing where the connection runs would
 capture its own packets, which travel back and are captured again."""
+AUTO = "?auto"
+"""``PREFIX`` that asks the script to choose: no shell-quoted ``exec=`` can
+equal it (shlex quotes a word with ``?``)."""
 MISSING, NOT_YOURS = 127, 126
 """The script's exit statuses: no helper there; one the remote user may not run."""
 
@@ -165,7 +169,7 @@ def launch(
     """The :class:`~epcap._launch.Launch` of a helper on ``target``, with
     the arguments ``argv``; a ``capture`` gets the idle limit and
     keepalives (``-D`` takes no more options and ends by itself)."""
-    prefix = "auto" if exec_ is None else " ".join(exec_words(exec_))
+    prefix = AUTO if exec_ is None else shlex.join(exec_words(exec_))
     idle = ["-k", str(IDLE_LIMIT_MS)] if capture else []
     mode = ("live" if live else "file") if capture else "list"
     remote = [
