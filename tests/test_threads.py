@@ -147,6 +147,28 @@ def test_close_from_another_thread_ends_the_iteration(udp_port: int) -> None:
         cap.next()
 
 
+def test_closes_at_once_each_return_once_the_helper_is_reaped(udp_port: int) -> None:
+    """A close() that finds another under way waits for its reap: whichever
+    caller returns first, the helper is gone (scapy's sniff thread and its
+    user close the same socket)."""
+    cap = start(interface="lo", filter=f"udp port {udp_port}")
+    pid = cap._proc.pid
+    barrier = threading.Barrier(THREADS)
+    reaped: list[bool] = []
+
+    def close() -> None:
+        barrier.wait()
+        cap.close()
+        reaped.append(cap._proc.returncode is not None and not Path(f"/proc/{pid}").exists())
+
+    threads = [threading.Thread(target=close) for _ in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert reaped == [True] * THREADS
+
+
 def test_stats_from_another_thread_on_a_quiet_capture(udp_port: int) -> None:
     with start(interface="lo", filter=f"udp port {udp_port}") as cap:
         reader = threading.Thread(target=lambda: list(cap))

@@ -450,15 +450,14 @@ class Driver:
 
     def close(self) -> Op[None]:
         """Stop the helper, read what it still sends (its final statistics)
-        within :data:`STOP_TIMEOUT`, discard the packets, reap it."""
-        if self._closed:
-            return
-        self._closed = self._stop_asked = True
-        self._end_by = self._clock() + STOP_TIMEOUT
-        if self._moving:
-            yield INTERRUPT  # the caller moving bytes steps aside
-        while not self._reaped:
-            yield from self._io(self._end_by)
+        within :data:`STOP_TIMEOUT`, discard the packets, reap it. A close
+        while another is under way returns once that one has reaped."""
+        if not self._closed:
+            self._closed = self._stop_asked = True
+            self._end_by = self._clock() + STOP_TIMEOUT
+            if self._moving:
+                yield INTERRUPT  # the caller moving bytes steps aside
+        yield from self._finish()
         self._queue.clear()
         deque(self.rest, maxlen=0)  # its holders see the end too
 
