@@ -156,14 +156,15 @@ class Soak:
             self.tally[key] = max(self.tally[key], n) if most else self.tally[key] + n
 
     def write_file(self, i: int) -> tuple[Path, list[tuple[int, int, bytes]]]:
-        """Random Ethernet records (times before 2038: libpcap 1.10 reads a
-        pcap's seconds as signed); the last file is big enough to fill a pipe."""
+        """Random Ethernet records, their times anywhere a pcap file's
+        unsigned seconds reach (to 2106); the last file is big enough to
+        fill a pipe."""
         precision, unit = ("nano", 1) if i % 2 == 0 else ("micro", 1000)
         records = []
         for _ in range(4000 if i == 5 else self.rng.randint(0, 3000)):
             data = self.rng.randbytes(1400 if i == 5 else self.rng.randint(0, 1500))
             length = len(data) + self.rng.choice([0, 0, self.rng.randint(1, 9000)])
-            records.append((self.rng.randrange(2**31 * 10**9 // unit) * unit, length, data))
+            records.append((self.rng.randrange(2**32 * 10**9 // unit) * unit, length, data))
         path = self.tmp / f"{i}-{precision}.pcap"
         with PcapWriter(path, 1, precision=precision) as out:
             out.write_all(epcap.Packet(1, *r) for r in records)
