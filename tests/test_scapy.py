@@ -419,10 +419,12 @@ def test_offline_sniff_is_scapy_s_own(
 
     monkeypatch.setattr(epcap.scapy, "_start", no_capture)
     sa = scapy_all
-    packets = [
-        sa.Ether() / sa.IP(dst="192.0.2.1") / sa.UDP(dport=53 + i) / sa.Raw(b"x%d" % i)
-        for i in range(5)
-    ]
+    # explicit addresses: an Ether() left to fill its dst asks ARP, on the
+    # default route's interface, for the next hop
+    head = sa.Ether(src="02:00:00:00:0d:01", dst="02:00:00:00:0d:02") / sa.IP(
+        src="192.0.2.2", dst="192.0.2.1"
+    )
+    packets = [head / sa.UDP(dport=53 + i) / sa.Raw(b"x%d" % i) for i in range(5)]
     for i, pkt in enumerate(packets):
         pkt.time = Decimal("1700000000.000000001") + i
     path = str(tmp_path / "t.pcap")
