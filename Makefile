@@ -119,7 +119,9 @@ deps-fuzz: deps
 # No service starts while these install: a policy-rc.d (exit 101: "action
 # forbidden", which invoke-rc.d and deb-systemd-invoke obey) for the
 # install's length, unless the machine has one. openssh-server's postinst
-# would otherwise start sshd on the machine's own port 22.
+# would otherwise start sshd on the machine's own port 22; and its service,
+# which the postinst enables, is disabled after (else sshd starts at the
+# next boot). An openssh-server the machine already had is left as it was.
 install-packages:
 	@missing=""; \
 	for p in $(PACKAGES); do \
@@ -138,7 +140,12 @@ install-packages:
 	  trap 'rm -f /usr/sbin/policy-rc.d' EXIT; trap 'exit 130' HUP INT TERM; \
 	  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 0755 /usr/sbin/policy-rc.d; \
 	fi; \
-	apt-get update -q && apt-get install -y -q --no-install-recommends $$missing
+	apt-get update -q && apt-get install -y -q --no-install-recommends $$missing || exit $$?; \
+	case " $$missing " in *" openssh-server "*) \
+	  echo "Disabling the ssh service that openssh-server enabled: the tests run sshd of their own"; \
+	  if command -v systemctl >/dev/null; then systemctl disable -q ssh.service; \
+	  else update-rc.d ssh disable; fi || exit $$?;; \
+	esac
 
 build: $(HELPER) priv/empty ## build the helper priv/epcapd (SANDBOX=seccomp|rlimit|null; SANITIZE=1: ASan+UBSan)
 
