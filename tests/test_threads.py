@@ -137,6 +137,8 @@ def test_close_from_another_thread_ends_the_iteration(udp_port: int) -> None:
     time.sleep(0.3)  # the reader is waiting in poll
     began = time.monotonic()
     cap.close()
+    # reaped by close() itself, not left to the reaper thread by the reader
+    assert cap._proc.returncode is not None
     assert ended.wait(2.0), "close() did not end the iteration"
     took = time.monotonic() - began
     reader.join(1)

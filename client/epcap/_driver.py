@@ -173,6 +173,7 @@ class Driver:
         self._silent_exit = False  # ... without an eof or error frame
         self._reaped = False
         self._closed = False
+        self._closers = 0  # close() operations under way: they reap the helper
         self._end_by: float | None = None  # then the helper is signalled and reaped
         self._fatal: EpcapError | None = None
         self.settings: Mapping[str, Any] = {}
@@ -247,9 +248,10 @@ class Driver:
 
     def orphaned(self) -> bool:
         """An operation was abandoned (cancelled) after the capture closed
-        and before its helper was reaped: the shell hands it to the reaper
-        thread, then reports :meth:`reaped` with None."""
-        return self._closed and not self._reaped and not self._moving
+        and before its helper was reaped, and no close() is under way to
+        reap it: the shell hands it to the reaper thread, then reports
+        :meth:`reaped` with None."""
+        return self._closed and not self._reaped and not self._moving and not self._closers
 
     @property
     def pending(self) -> int:
@@ -452,12 +454,16 @@ class Driver:
         """Stop the helper, read what it still sends (its final statistics)
         within :data:`STOP_TIMEOUT`, discard the packets, reap it. A close
         while another is under way returns once that one has reaped."""
-        if not self._closed:
-            self._closed = self._stop_asked = True
-            self._end_by = self._clock() + STOP_TIMEOUT
-            if self._moving:
-                yield INTERRUPT  # the caller moving bytes steps aside
-        yield from self._finish()
+        self._closers += 1
+        try:
+            if not self._closed:
+                self._closed = self._stop_asked = True
+                self._end_by = self._clock() + STOP_TIMEOUT
+                if self._moving:
+                    yield INTERRUPT  # the caller moving bytes steps aside
+            yield from self._finish()
+        finally:
+            self._closers -= 1
         self._queue.clear()
         deque(self.rest, maxlen=0)  # its holders see the end too
 
