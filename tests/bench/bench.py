@@ -109,9 +109,8 @@ def pypcap(path: str) -> int:
     return n
 
 
-def pcapy_ng(path: str) -> int:
-    import pcapy  # type: ignore[import-not-found]
-
+def pcapy_loop(pcapy: Any, path: str) -> int:
+    """pcapy-ng's loop over a file: its time, length and bytes."""
     n = 0
     reader = pcapy.open_offline(path)
     while True:
@@ -120,6 +119,12 @@ def pcapy_ng(path: str) -> int:
             return n
         hdr.getts(), hdr.getlen(), data
         n += 1
+
+
+def pcapy_ng(path: str) -> int:
+    import pcapy  # type: ignore[import-not-found]
+
+    return pcapy_loop(pcapy, path)
 
 
 def pypcap_compat(path: str, *, in_ns: bool = True) -> int:
@@ -142,14 +147,7 @@ def pcapy_compat(path: str) -> int:
     import epcap.compat.pcapy as pcapy
 
     epcap.compat.defaults["progname"] = str(HELPER)
-    n = 0
-    reader = pcapy.open_offline(path)
-    while True:
-        hdr, data = reader.next()
-        if hdr is None:
-            return n
-        hdr.getts(), hdr.getlen(), data
-        n += 1
+    return pcapy_loop(pcapy, path)
 
 
 def dpkt_reader(path: str) -> int:

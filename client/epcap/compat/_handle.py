@@ -193,14 +193,17 @@ def devices() -> list[epcap.Interface]:
     return epcap.interfaces(**{key: defaults[key] for key in LAUNCH if key in defaults})
 
 
-def lookupdev() -> str | None:
+def lookupdev(error: Callable[[str], Exception]) -> str:
     """``pcap_lookupdev()``: the first device libpcap lists, unless that one
-    is a loopback device (then there is none: libpcap lists those last)."""
-    found = devices()
-    return found[0].name if found and not found[0].loopback else None
-
-
-NO_SUITABLE_DEVICE = "no suitable device found"
+    is a loopback device (then there is none: libpcap lists those last).
+    A failure raises the module's ``error`` of libpcap's message."""
+    try:
+        found = devices()
+    except EpcapError as exc:
+        raise error(str(exc)) from None
+    if not found or found[0].loopback:
+        raise error("no suitable device found")
+    return found[0].name
 
 
 def lookupnet(device: str) -> tuple[int, int] | None:

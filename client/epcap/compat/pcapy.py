@@ -464,13 +464,7 @@ def findalldevs() -> list[str]:
 
 def lookupdev() -> str:
     """lookupdev() looks up a pcap device."""
-    try:
-        name = _handle.lookupdev()
-    except EpcapError as error:
-        raise PcapError(str(error)) from None
-    if name is None:
-        raise PcapError(_handle.NO_SUITABLE_DEVICE)
-    return name
+    return _handle.lookupdev(PcapError)
 
 
 def compile(linktype: int, snaplen: int, filter: str, optimize: int, netmask: int, /) -> NoReturn:

@@ -325,13 +325,7 @@ class pcap:
 
 def lookupdev() -> str:
     """Return the name of a network device suitable for sniffing."""
-    try:
-        name = _handle.lookupdev()
-    except EpcapError as error:
-        raise _error(str(error)) from None
-    if name is None:
-        raise _error(_handle.NO_SUITABLE_DEVICE)
-    return name
+    return _handle.lookupdev(_error)
 
 
 def findalldevs() -> list[str]:
