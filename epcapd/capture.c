@@ -244,7 +244,7 @@ const char *capture_set_filter(epcapd_t *st, const char *expr, const char **op)
         size = (expr != NULL ? strlen(expr) : 0) + strlen(st->also) + sizeof("() and ()");
         joined = malloc(size);
         if (joined == NULL)
-            die("calloc", errno, 0, "out of memory");
+            die("malloc", errno, 0, "out of memory");
         if (expr != NULL && *expr != '\0')
             (void)snprintf(joined, size, "(%s) and (%s)", expr, st->also);
         else

@@ -215,6 +215,7 @@ OPS: Mapping[str, type[CaptureError]] = {
     "read": CaptureError,
     "fcntl": CaptureError,
     "calloc": CaptureError,
+    "malloc": CaptureError,
     "strdup": CaptureError,
     "strndup": CaptureError,
 }
